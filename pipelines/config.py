@@ -1,0 +1,155 @@
+"""models.yaml, parsed into typed entries; a bad file stops start-up with the file and entry named.
+
+Relative `path` / `file` / `config` values are resolved against the folder of the yaml file, so a
+models.yaml can travel together with the artifacts it lists (as `sdgate make-tiny` writes them).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+Family = Literal["sd15", "sdxl"]
+
+
+class ConfigError(Exception):
+    """models.yaml is missing, unreadable or has an invalid entry."""
+
+
+class SourceEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    family: Family = Field(description="Base architecture: sd15 (SD1.x) or sdxl.")
+    path: Path | None = Field(default=None, description="Local folder (diffusers layout).")
+    file: Path | None = Field(default=None, description="Local single file (.safetensors).")
+    repo: str | None = Field(default=None, description="Hugging Face repo id, resolved through the local HF cache.")
+    filename: str | None = Field(default=None, description="File inside `repo`, for single-file sources.")
+    revision: str | None = None
+    url: str | None = Field(default=None, description="Plain https URL of a single file, fetched by `sdgate pull`.")
+    sha256: str | None = Field(default=None, description="Checksum checked after a download.")
+
+    @model_validator(mode="after")
+    def check_exactly_one_source(self) -> "SourceEntry":
+        sources = [s for s in ("path", "file", "repo", "url") if getattr(self, s) is not None]
+        if len(sources) != 1:
+            raise ValueError(f"give exactly one of path, file, repo, url (got {sources or 'none'})")
+        return self
+
+    def resolve_paths(self, base: Path) -> None:
+        for attr in ("path", "file"):
+            value = getattr(self, attr)
+            if value is not None and not value.is_absolute():
+                setattr(self, attr, base / value)
+
+
+class ModelEntry(SourceEntry):
+    config: Path | None = Field(default=None, description="Local diffusers config folder for single-file checkpoints.")
+    default: bool = Field(default=False, description="Model used when a request names no model_id (v3 API).")
+    instance_prompt: str | None = Field(default=None, description="Trigger words prepended to every prompt.")
+    name: str | None = None
+    description: str | None = None
+
+    @model_validator(mode="after")
+    def check_single_file_has_config(self) -> "ModelEntry":
+        single = self.file is not None or self.url is not None or self.filename is not None
+        if single and self.config is None:
+            # Without a local config diffusers goes to the network even with local_files_only (FACTS.md §10).
+            raise ValueError("a single-file checkpoint needs `config:` (a local diffusers config folder)")
+        return self
+
+    def resolve_paths(self, base: Path) -> None:
+        super().resolve_paths(base)
+        if self.config is not None and not self.config.is_absolute():
+            self.config = base / self.config
+
+
+class LoraEntry(SourceEntry):
+    pass
+
+
+class VaeEntry(SourceEntry):
+    pass
+
+
+class EmbeddingEntry(SourceEntry):
+    token: str | None = Field(default=None, description="Prompt token; taken from the file when omitted.")
+
+
+class IpAdapterEntry(SourceEntry):
+    subfolder: str = ""
+    weight: str = Field(description="Weight file name inside subfolder.")
+    image_encoder: str = Field(description="Image encoder folder, relative to the adapter root.")
+
+
+class RegistryConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    include: list[Path] = Field(default_factory=list, description="Other models.yaml files whose entries are merged in.")
+    models: dict[str, ModelEntry] = Field(default_factory=dict)
+    loras: dict[str, LoraEntry] = Field(default_factory=dict)
+    vaes: dict[str, VaeEntry] = Field(default_factory=dict)
+    embeddings: dict[str, EmbeddingEntry] = Field(default_factory=dict)
+    ip_adapters: dict[str, IpAdapterEntry] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def check_one_default(self) -> "RegistryConfig":
+        defaults = [k for k, m in self.models.items() if m.default]
+        if len(defaults) > 1:
+            raise ValueError(f"only one model may be `default: true` (got {defaults})")
+        return self
+
+    def default_model_id(self) -> str | None:
+        return next((k for k, m in self.models.items() if m.default), None)
+
+
+def _describe(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        where = ".".join(str(p) for p in item["loc"])
+        lines.append(f"  {where}: {item['msg']}")
+    return "\n".join(lines)
+
+
+SECTIONS = ("models", "loras", "vaes", "embeddings", "ip_adapters")
+
+
+def load_config(path: Path, _seen: frozenset[Path] = frozenset()) -> RegistryConfig:
+    """Read and validate models.yaml (and its includes); relative paths resolve against each file's folder."""
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read models file ({exc.strerror})") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping with sections models, loras, vaes, embeddings, ip_adapters")
+    try:
+        config = RegistryConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: invalid entries\n{_describe(exc)}") from exc
+    base = path.resolve().parent
+    for name in SECTIONS:
+        for entry in getattr(config, name).values():
+            entry.resolve_paths(base)
+    for included in config.include:
+        included = included if included.is_absolute() else base / included
+        if included.resolve() in _seen | {path.resolve()}:
+            raise ConfigError(f"{path}: include loop through {included}")
+        if not included.is_file():
+            raise ConfigError(f"{path}: included file {included} does not exist (tiny models: sdgate make-tiny --out DIR)")
+        _merge(config, load_config(included, _seen | {path.resolve()}), path)
+    return config
+
+
+def _merge(into: RegistryConfig, other: RegistryConfig, path: Path) -> None:
+    if into.default_model_id() and other.default_model_id():
+        raise ConfigError(f"{path}: only one model may be `default: true` across includes")
+    for name in SECTIONS:
+        mine, theirs = getattr(into, name), getattr(other, name)
+        clash = sorted(set(mine) & set(theirs))
+        if clash:
+            raise ConfigError(f"{path}: {name} ids defined twice (here and in an include): {clash}")
+        mine.update(theirs)

@@ -1,0 +1,89 @@
+"""`sdgate pull`: the only code that downloads weights. Hugging Face sources go through huggingface_hub's
+cache (resumable, with its own progress bars); plain URLs are streamed into <data>/downloads with a
+sha256 check, and a partial or mismatching file is never left where the loader would use it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+
+import httpx
+from huggingface_hub import hf_hub_download, snapshot_download
+from tqdm import tqdm
+
+from pipelines.config import RegistryConfig, SourceEntry
+from pipelines.registry import downloads_dir
+
+log = logging.getLogger(__name__)
+
+# Only the diffusers folders: many model repos also carry a root single-file checkpoint, fp16 copies,
+# .bin / .ckpt / onnx duplicates, several GB each, that the loader never reads.
+DIFFUSERS_PATTERNS = ["model_index.json", "*/*.json", "*/*.txt", "*/*.safetensors"]
+SKIP_PATTERNS = ["*.fp16.*", "*non_ema*", "*.onnx*"]
+
+
+class PullError(RuntimeError):
+    pass
+
+
+def download_url(url: str, target: Path, sha256: str | None) -> Path:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".partial")
+    digest = hashlib.sha256()
+    with httpx.stream("GET", url, follow_redirects=True, timeout=60) as response:
+        if response.status_code != 200:
+            raise PullError(f"{url}: HTTP {response.status_code}")
+        total = int(response.headers.get("content-length", 0)) or None
+        with partial.open("wb") as out, tqdm(total=total, unit="B", unit_scale=True, desc=target.name) as bar:
+            for chunk in response.iter_bytes():
+                out.write(chunk)
+                digest.update(chunk)
+                bar.update(len(chunk))
+    if sha256 and digest.hexdigest() != sha256.lower():
+        partial.unlink()
+        raise PullError(f"{url}: checksum mismatch (expected {sha256}, got {digest.hexdigest()})")
+    partial.replace(target)
+    return target
+
+
+def pull_entry(entry_id: str, entry: SourceEntry, data_dir: Path) -> str:
+    if entry.path is not None or entry.file is not None:
+        local = entry.path if entry.path is not None else entry.file
+        if local is None or not local.exists():
+            raise PullError(f"{entry_id}: local source {local} does not exist")
+        return f"{entry_id}: local"
+    if entry.repo is not None and entry.filename is not None:
+        hf_hub_download(entry.repo, entry.filename, revision=entry.revision)
+        return f"{entry_id}: {entry.repo}/{entry.filename}"
+    if entry.repo is not None:
+        snapshot_download(
+            entry.repo, revision=entry.revision, allow_patterns=DIFFUSERS_PATTERNS, ignore_patterns=SKIP_PATTERNS
+        )
+        return f"{entry_id}: {entry.repo}"
+    assert entry.url is not None
+    target = downloads_dir(data_dir) / entry_id / entry.url.rsplit("/", 1)[-1]
+    if target.is_file():
+        return f"{entry_id}: already downloaded"
+    download_url(entry.url, target, entry.sha256)
+    return f"{entry_id}: {target}"
+
+
+def pull(config: RegistryConfig, data_dir: Path, ids: list[str]) -> int:
+    """Fetch the given ids (all models when none are given); returns a process exit code."""
+    sections = [config.models, config.loras, config.vaes, config.embeddings, config.ip_adapters]
+    everything = {k: v for section in sections for k, v in section.items()}
+    wanted = ids or list(config.models)
+    failed = 0
+    for entry_id in wanted:
+        if entry_id not in everything:
+            print(f"{entry_id}: not registered in models.yaml")
+            failed += 1
+            continue
+        try:
+            print(pull_entry(entry_id, everything[entry_id], data_dir))
+        except Exception as exc:  # report every id, then exit non-zero
+            print(f"{entry_id}: FAILED: {exc}")
+            failed += 1
+    return 1 if failed else 0

@@ -1,0 +1,37 @@
+"""The typed job description that crosses from the HTTP layer into `pipelines/`, and what comes back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from PIL import Image
+
+
+@dataclass(frozen=True)
+class GenerationSpec:
+    """Everything one img2img run needs, already validated and resolved (no ModelsLab field names here).
+
+    `init_image` is RGB at exactly `width` x `height`; sample i is generated from seed `(seed + i) mod 2**32`.
+    """
+
+    model_id: str
+    init_image: Image.Image
+    prompt: str
+    negative_prompt: str
+    width: int
+    height: int
+    strength: float = 0.7
+    steps: int = 31
+    guidance_scale: float = 7.5
+    seed: int = 0
+    samples: int = 1
+    scheduler: str = "UniPCMultistepScheduler"
+
+
+@dataclass
+class GenerationResult:
+    images: list[Image.Image]
+    seeds: list[int]
+    scheduler_used: str
+    is_sdxl: bool
+    timings: dict[str, float] = field(default_factory=dict)

@@ -1,0 +1,74 @@
+"""The `sdgate` command: serve, make-tiny, pull."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+
+def _serve(args: argparse.Namespace) -> int:
+    # Requests must never download weights; `sdgate pull` is the only path that does (set before HF imports).
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import uvicorn
+
+    from pipelines.config import ConfigError, load_config
+    from server.main import create_app
+    from server.settings import Settings, UnsafeSettings, check_keys_required
+
+    overrides = {k: v for k, v in {"config": args.config, "host": args.host, "port": args.port,
+                                   "data_dir": args.data_dir}.items() if v is not None}
+    settings = Settings(**overrides)
+    try:
+        # Fail fast, before binding the port: a keyless public host or a bad models.yaml.
+        check_keys_required(settings)
+        load_config(settings.config)
+    except (ConfigError, UnsafeSettings) as exc:
+        print(f"sdgate: {exc}", file=sys.stderr)
+        return 2
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    return 0
+
+
+def _make_tiny(args: argparse.Namespace) -> int:
+    from pipelines.tiny import make_tiny
+
+    print(make_tiny(Path(args.out)))
+    return 0
+
+
+def _pull(args: argparse.Namespace) -> int:
+    from pipelines.config import load_config
+    from pipelines.pull import pull
+
+    config = load_config(Path(args.config or os.environ.get("SDGATE_CONFIG", "models.yaml")))
+    data_dir = Path(args.data_dir or os.environ.get("SDGATE_DATA_DIR", "data"))
+    return pull(config, data_dir, args.ids)
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    parser = argparse.ArgumentParser(prog="sdgate", description="Self-hosted ModelsLab-compatible img2img server")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the HTTP server")
+    serve.add_argument("--config", type=Path)
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--data-dir", type=Path)
+    serve.set_defaults(func=_serve)
+    tiny = sub.add_parser("make-tiny", help="write tiny random-weight test models and their models.yaml")
+    tiny.add_argument("--out", required=True)
+    tiny.set_defaults(func=_make_tiny)
+    pull = sub.add_parser("pull", help="download registered models that are not local yet")
+    pull.add_argument("ids", nargs="*")
+    pull.add_argument("--config")
+    pull.add_argument("--data-dir")
+    pull.set_defaults(func=_pull)
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,63 @@
+"""create_app(): wires routers and error handlers; the lifespan builds and tears down every heavy object."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from pipelines.config import load_config
+from pipelines.registry import ModelRegistry, resolve_device
+from server.errors import register_error_handlers
+from server.generation import JobRunner
+from server.gpu_worker import GpuWorker
+from server.jobs import JobStore, make_engine
+from server.routes import fetch, files, img2img, ops
+from server.settings import Settings, check_keys_required
+from server.state import AppState
+from server.storage import OutputStore
+
+log = logging.getLogger(__name__)
+
+
+async def _sweep_temp_forever(store: OutputStore, interval: float) -> None:
+    while True:
+        await asyncio.to_thread(store.sweep_temp)
+        await asyncio.sleep(interval)
+
+
+def build_state(settings: Settings) -> AppState:
+    """Everything a running server holds; no model is loaded here (models load on first use)."""
+    check_keys_required(settings)
+    config = load_config(settings.config)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    registry = ModelRegistry(config, settings.data_dir, resolve_device(settings.device), settings.max_loaded_models)
+    jobs = JobStore(make_engine(f"sqlite:///{settings.data_dir / 'jobs.db'}"))
+    store = OutputStore(settings.data_dir, settings.base_url(), settings.temp_ttl)
+    worker = GpuWorker(JobRunner(registry, store, jobs), settings.max_queue)
+    return AppState(settings, registry, jobs, store, worker)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state = build_state(settings or Settings())
+        app.state.sdgate = state
+        state.worker.start()
+        sweeper = asyncio.create_task(_sweep_temp_forever(state.store, state.settings.sweep_interval))
+        log.info("sdgate ready: %d models registered, device %s", len(state.registry.config.models), state.registry.device)
+        try:
+            yield
+        finally:
+            sweeper.cancel()
+            await asyncio.to_thread(state.worker.stop)
+
+    app = FastAPI(title="sdgate", version="0.1.0", lifespan=lifespan,
+                  description="Self-hosted, drop-in replacement for the ModelsLab img2img API.")
+    register_error_handlers(app)
+    for module in (img2img, fetch, files, ops):
+        app.include_router(module.router)
+    return app

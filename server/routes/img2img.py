@@ -1,0 +1,126 @@
+"""POST /api/v6/images/img2img and its legacy aliases: validate -> job row -> queue -> success | processing."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import uuid
+from dataclasses import dataclass
+
+from fastapi import APIRouter, Request
+
+from pipelines.images import ImageError, decode_image, fit_to_output
+from pipelines.prompts import build_negative_prompt, build_prompt
+from pipelines.registry import ModelNotFound
+from pipelines.spec import GenerationSpec
+from server.auth import require_key
+from server.errors import ApiError
+from server.generation import JobPayload
+from server.gpu_worker import JobFailed, QueueFull, WorkItem
+from server.init_image import load_image_bytes
+from server.responses import build_meta, processing_body, success_body
+from server.schemas import Img2ImgRequest
+from server.state import AppState, StateDep
+
+router = APIRouter()
+
+PATHS = ("/api/v6/images/img2img", "/api/v3/img2img", "/api/v3/dreambooth/img2img", "/api/v4/dreambooth/img2img")
+
+
+@dataclass(frozen=True)
+class Adapters:
+    ignored: list[str]
+
+
+def check_adapters(body: Img2ImgRequest, state: AppState) -> Adapters:
+    """Unregistered / placeholder adapter ids are skipped (meta.ignored); registered ones need the adapters issue."""
+    config = state.registry.config
+    ignored: list[str] = []
+    fields = (("lora_model", body.lora_model, config.loras), ("vae", body.vae, config.vaes),
+              ("embeddings_model", body.embeddings_model, config.embeddings))
+    for field, value, section in fields:
+        for item in [v.strip() for v in (value or "").split(",") if v.strip()]:
+            if item in section:
+                raise ApiError(f"{field} {item}: adapters are not supported by this sdgate version yet")
+            ignored.append(f"{field}:{item}")
+    if body.ip_adapter_id is not None:
+        raise ApiError("ip_adapter_id: IP-Adapters are not supported by this sdgate version yet")
+    if body.enhance_style is not None:
+        raise ApiError("enhance_style: styles are not supported by this sdgate version yet")
+    if body.webhook is not None:
+        raise ApiError("webhook: webhook delivery is not supported by this sdgate version yet")
+    return Adapters(ignored)
+
+
+def _queue_full(max_queue: int) -> ApiError:
+    return ApiError(f"Rate limit exceeded. Maximum {max_queue} queued requests allowed.", http_status=429, retry_after=30)
+
+
+async def _submit(body: Img2ImgRequest, state: AppState) -> tuple[int, WorkItem]:
+    settings = state.settings
+    model_id = body.model_id or state.registry.config.default_model_id() or ""
+    try:
+        entry = state.registry.entry(model_id)
+    except ModelNotFound as exc:
+        raise ApiError(str(exc)) from None
+    adapters = check_adapters(body, state)
+    data = await load_image_bytes(
+        body.init_image,
+        base64_mode=body.base64,
+        allow_private=settings.allow_private_urls,
+        timeout=settings.fetch_timeout,
+        max_bytes=settings.max_download_bytes,
+    )
+    try:
+        image = await asyncio.to_thread(decode_image, data, max_pixels=settings.max_image_pixels)
+        image = await asyncio.to_thread(fit_to_output, image, settings.max_side)
+    except ImageError as exc:
+        raise ApiError(str(exc)) from None
+
+    if state.worker.depth() >= settings.max_queue:
+        raise _queue_full(settings.max_queue)
+    seed = body.seed if body.seed is not None else secrets.randbelow(2**32)
+    prompt = build_prompt(body.prompt, enhance=body.enhance_prompt, instance_prompt=entry.instance_prompt)
+    negative = build_negative_prompt(body.negative_prompt)
+    stem = str(uuid.uuid4())
+    meta = build_meta(body, model_id=model_id, prompt=prompt, negative_prompt=negative, seed=seed,
+                      width=image.width, height=image.height, file_stem=stem,
+                      is_sdxl=entry.family == "sdxl", ignored=adapters.ignored)
+    params = {"meta": meta, "file_stem": stem, "base64": body.base64, "temp": body.temp}
+    job_id = state.jobs.create(model_id, params, body.webhook, None if body.track_id is None else str(body.track_id))
+    spec = GenerationSpec(model_id=model_id, init_image=image, prompt=prompt, negative_prompt=negative,
+                          width=image.width, height=image.height, strength=body.strength,
+                          steps=body.num_inference_steps, guidance_scale=body.guidance_scale, seed=seed,
+                          samples=body.samples, scheduler=body.scheduler)
+    item = WorkItem(job_id, JobPayload(spec, stem, body.base64, body.temp))
+    try:
+        state.worker.submit(item)
+    except QueueFull:
+        state.jobs.fail(job_id, "queue full")
+        raise _queue_full(settings.max_queue) from None
+    return job_id, item
+
+
+@router.post(PATHS[0], summary="Image to image (ModelsLab v6 compatible)")
+async def img2img(body: Img2ImgRequest, request: Request, state: StateDep) -> dict:
+    """Generate images from init_image and prompt; answers success, or processing when it takes too long."""
+    require_key(body.key, request, state.settings)
+    job_id, item = await _submit(body, state)
+    eta = state.worker.eta()
+    timeout = state.settings.sync_timeout
+    try:
+        if timeout > 0:
+            await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(item.future)), timeout)
+    except asyncio.TimeoutError:
+        pass
+    except JobFailed as exc:
+        raise ApiError(str(exc), http_status=exc.http_status, id=job_id) from None
+    row = state.jobs.get(job_id)
+    assert row is not None
+    if row.status == "success":
+        return success_body(row, state.store, state.settings.inline_base64)
+    return processing_body(row, state.store, eta, state.settings.base_url())
+
+
+for _alias in PATHS[1:]:
+    router.add_api_route(_alias, img2img, methods=["POST"], include_in_schema=False)

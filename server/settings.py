@@ -1,0 +1,66 @@
+"""Settings from SDGATE_* environment variables (pydantic-settings); CLI flags override them."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SDGATE_", extra="ignore")
+
+    config: Path = Field(default=Path("models.yaml"), description="models.yaml path")
+    data_dir: Path = Field(default=Path("data"), description="job database and generated files")
+    host: str = "127.0.0.1"
+    port: int = 7860
+    api_keys: SecretStr | None = Field(default=None, description="comma-separated accepted API keys")
+    public_url: str | None = Field(default=None, description="base of links in responses; default http://HOST:PORT")
+    allow_private_urls: bool = False
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    sync_timeout: float = Field(default=30.0, ge=0)
+    max_queue: int = Field(default=64, ge=1)
+    inline_base64: bool = False
+    max_side: int = Field(default=1024, ge=8)
+    max_loaded_models: int = Field(default=1, ge=1)
+    fetch_timeout: float = Field(default=15.0, gt=0, description="seconds for one init_image download")
+    max_download_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
+    max_image_pixels: int = Field(default=40_000_000, gt=0)
+    temp_ttl: float = Field(default=24 * 3600, gt=0, description="seconds a temp=yes file lives")
+    sweep_interval: float = Field(default=600, gt=0, description="seconds between temp-file sweeps")
+
+    def key_list(self) -> list[str]:
+        if self.api_keys is None:
+            return []
+        return [k.strip() for k in self.api_keys.get_secret_value().split(",") if k.strip()]
+
+    def base_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+
+def is_loopback_host(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class UnsafeSettings(RuntimeError):
+    pass
+
+
+def check_keys_required(settings: Settings) -> None:
+    """Refuse to serve an open (keyless) API anywhere but loopback."""
+    if not settings.key_list() and not is_loopback_host(settings.host):
+        raise UnsafeSettings(
+            f"refusing to serve on {settings.host} without API keys: set SDGATE_API_KEYS=key1,key2 "
+            "(clients send one as \"key\" in the body), or bind to 127.0.0.1"
+        )

@@ -1,0 +1,30 @@
+"""AppState: the heavy objects the lifespan builds, reached by routes through typed dependencies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from pipelines.registry import ModelRegistry
+from server.gpu_worker import GpuWorker
+from server.jobs import JobStore
+from server.settings import Settings
+from server.storage import OutputStore
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    registry: ModelRegistry
+    jobs: JobStore
+    store: OutputStore
+    worker: GpuWorker
+
+
+def get_state(request: Request) -> AppState:
+    return request.app.state.sdgate
+
+
+StateDep = Annotated[AppState, Depends(get_state)]

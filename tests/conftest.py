@@ -1,0 +1,189 @@
+"""Session fixtures: tiny models built once, an in-process app, a loopback image server, a live `sdgate serve`.
+
+Folder = tier: tests/unit (no torch work), tests/integration (real pipelines + the app in-process),
+tests/e2e (real server processes over real sockets).
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import base64
+import http.server
+import io
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import torch
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from pipelines.tiny import make_tiny
+from server.main import create_app
+from server.settings import Settings
+
+torch.set_num_threads(1)
+REPO = Path(__file__).resolve().parents[1]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        tier = Path(str(item.fspath)).parent.name
+        if tier in ("unit", "integration", "e2e"):
+            item.add_marker(getattr(pytest.mark, tier))
+
+
+def png_bytes(size: tuple[int, int] = (32, 32), color: tuple[int, int, int] = (180, 90, 40)) -> bytes:
+    image = Image.new("RGB", size, color)
+    # A gradient, so that img2img has structure to keep and resizing is visible.
+    for x in range(size[0]):
+        for y in range(size[1]):
+            image.putpixel((x, y), ((color[0] + 7 * x) % 256, (color[1] + 5 * y) % 256, color[2]))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("tiny")
+    make_tiny(out)
+    return out
+
+
+class ImageServer:
+    """A loopback HTTP server standing in for the internet: serves files from `root`."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        handler = lambda *a, **kw: _QuietHandler(*a, directory=str(root), **kw)  # noqa: E731
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/{name}"
+
+    def add(self, name: str, data: bytes) -> str:
+        (self.root / name).write_bytes(data)
+        return self.url(name)
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="session")
+def image_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ImageServer]:
+    server = ImageServer(tmp_path_factory.mktemp("www"))
+    server.add("init.png", png_bytes())
+    server.add("init-40x36.png", png_bytes((40, 36)))
+    server.add("not-an-image.png", b"this is text, not a picture")
+    noise = io.BytesIO()
+    Image.frombytes("RGB", (64, 64), os.urandom(64 * 64 * 3)).save(noise, format="PNG")
+    server.add("truncated.png", noise.getvalue()[:4000])  # noise does not compress, so this cuts pixel data
+    yield server
+    server.httpd.shutdown()
+
+
+def make_settings(tiny_dir: Path, data_dir: Path, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "config": tiny_dir / "models.yaml",
+        "data_dir": data_dir,
+        "public_url": "http://testserver",
+        "allow_private_urls": True,
+        "device": "cpu",
+        "max_loaded_models": 3,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture(scope="session")
+def client(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    """The real app, in-process, on a private-URL-allowed config so it can reach the loopback image server."""
+    app = create_app(make_settings(tiny_dir, tmp_path_factory.mktemp("data")))
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def body(image_server: ImageServer) -> dict:
+    """A small, fast request; tests change what they exercise."""
+    return {
+        "key": "any",
+        "model_id": "tiny-sd15",
+        "prompt": "a red cat",
+        "init_image": image_server.url("init.png"),
+        "num_inference_steps": "4",
+        "seed": "1234",
+    }
+
+
+def b64_png(size: tuple[int, int] = (32, 32)) -> str:
+    return base64.b64encode(png_bytes(size)).decode()
+
+
+class LiveServer:
+    def __init__(self, port: int, process: subprocess.Popen) -> None:
+        self.port = port
+        self.process = process
+        self.url = f"http://127.0.0.1:{port}"
+
+
+def sdgate_command() -> str:
+    return shutil.which("sdgate", path=str(Path(sys.executable).parent)) or "sdgate"
+
+
+def start_server(args: list[str], env: dict[str, str], port: int, log: Path, timeout: float = 90) -> LiveServer:
+    """`sdgate serve` as a real process, output to `log` (a pipe could fill and stall it); waits for /health."""
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sdgate_command(), "serve", "--port", str(port), *args],
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"sdgate serve exited with {process.returncode}:\n{log.read_text()}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                return LiveServer(port, process)
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    process.kill()
+    raise RuntimeError("sdgate serve did not become healthy")
+
+
+@pytest.fixture(scope="session")
+def live_server(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    data = tmp_path_factory.mktemp("live")
+    server = start_server(
+        ["--config", str(tiny_dir / "models.yaml"), "--data-dir", str(data)],
+        {"SDGATE_ALLOW_PRIVATE_URLS": "1", "SDGATE_DEVICE": "cpu", "OMP_NUM_THREADS": "1"},
+        free_port(),
+        data / "server.log",
+    )
+    yield server
+    server.process.terminate()
+    server.process.wait(timeout=30)
