@@ -33,7 +33,7 @@ COPY --chown=sdgate:sdgate server ./server
 COPY --chown=sdgate:sdgate pipelines ./pipelines
 RUN python3 -m venv .venv \
     && .venv/bin/pip install --no-cache-dir --index-url "$TORCH_INDEX_URL" "torch==$TORCH_VERSION" \
-    && .venv/bin/pip install --no-cache-dir .
+    && .venv/bin/pip install --no-cache-dir ".[safety]"
 
 COPY --chown=sdgate:sdgate models.yaml ./
 # Tiny random-weight models back the smoke-test ids in models.yaml (seconds to build, ~30 MB).

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
+from collections.abc import Iterator
+from typing import Any
 
+import tomesd
 import torch
 
+from pipelines.clip_skip import clip_skip_embeds, skipped_layers
 from pipelines.registry import LoadedModel
 from pipelines.schedulers import make_scheduler
 from pipelines.spec import GenerationResult, GenerationSpec
@@ -20,19 +25,49 @@ def make_generators(seeds: list[int]) -> list[torch.Generator]:
     return [torch.Generator("cpu").manual_seed(s) for s in seeds]
 
 
+@contextmanager
+def token_merging(pipe: Any, enabled: bool, ratio: float) -> Iterator[None]:
+    """tomesd on the shared UNet for this job only, so the next job runs an unpatched UNet."""
+    if not enabled:
+        yield
+        return
+    # use_rand=False: the random variant forks the global torch RNG and breaks seed reproducibility (FACTS.md §4).
+    tomesd.apply_patch(pipe, ratio=ratio, use_rand=False)
+    try:
+        yield
+    finally:
+        tomesd.remove_patch(pipe)
+
+
+def prompt_arguments(pipe: Any, spec: GenerationSpec, is_sdxl: bool) -> dict[str, Any]:
+    layers = skipped_layers(spec.clip_skip)
+    if layers == 0:
+        return {"prompt": spec.prompt, "negative_prompt": spec.negative_prompt}
+    if is_sdxl:
+        return {"prompt": spec.prompt, "negative_prompt": spec.negative_prompt, "clip_skip": layers}
+    with torch.inference_mode():
+        return {
+            "prompt_embeds": clip_skip_embeds(pipe, spec.prompt, layers),
+            "negative_prompt_embeds": clip_skip_embeds(pipe, spec.negative_prompt, layers),
+        }
+
+
 def run_img2img(model: LoadedModel, spec: GenerationSpec) -> GenerationResult:
-    """resolve scheduler -> per-job pipeline view -> seeded call; weights are shared, state is not."""
+    """scheduler -> per-job pipeline view -> prompt encoding -> seeded call; weights shared, state not."""
     started = time.perf_counter()
+    is_sdxl = model.family == "sdxl"
     # 1. A fresh scheduler and a pipeline view sharing the loaded weights.
-    scheduler = make_scheduler(spec.scheduler, model.pipe.scheduler.config)
-    pipe = type(model.pipe).from_pipe(model.pipe, scheduler=scheduler)
+    choice = make_scheduler(
+        spec.scheduler, model.pipe.scheduler.config,
+        karras=spec.use_karras_sigmas, algorithm_type=spec.algorithm_type, seed=spec.seed,
+    )
+    pipe = type(model.pipe).from_pipe(model.pipe, scheduler=choice.scheduler)
     pipe.set_progress_bar_config(disable=True)
     # 2. One generator per sample, so sample i is reproducible on its own from seed + i.
     seeds = sample_seeds(spec.seed, spec.samples)
-    with torch.inference_mode():
+    with token_merging(pipe, spec.tomesd, spec.tomesd_ratio), torch.inference_mode():
         output = pipe(
-            prompt=spec.prompt,
-            negative_prompt=spec.negative_prompt,
+            **prompt_arguments(pipe, spec, is_sdxl),
             image=spec.init_image,
             strength=spec.strength,
             num_inference_steps=spec.steps,
@@ -44,7 +79,10 @@ def run_img2img(model: LoadedModel, spec: GenerationSpec) -> GenerationResult:
     return GenerationResult(
         images=list(output.images),
         seeds=seeds,
-        scheduler_used=type(scheduler).__name__,
-        is_sdxl=model.family == "sdxl",
+        scheduler_used=type(choice.scheduler).__name__,
+        is_sdxl=is_sdxl,
+        karras_applied=choice.karras_applied,
+        algorithm_type_applied=choice.algorithm_type_applied,
+        ignored=choice.ignored,
         timings={"generate": time.perf_counter() - started},
     )

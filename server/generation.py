@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipelines.generate import run_img2img
+from pipelines.postprocess.safety import ReplaceMode, SafetyFilter
 from pipelines.postprocess.encode import to_base64, to_png
 from pipelines.registry import ModelNotAvailable, ModelRegistry
 from pipelines.spec import GenerationSpec
@@ -24,15 +25,18 @@ class JobPayload:
     file_stem: str
     base64: bool
     temp: bool
+    safety_checker: bool
+    safety_checker_type: ReplaceMode
 
 
 class JobRunner:
     """Callable handed to GpuWorker. Runs on the worker thread; touches the registry, the store and the job row."""
 
-    def __init__(self, registry: ModelRegistry, store: OutputStore, jobs: JobStore) -> None:
+    def __init__(self, registry: ModelRegistry, store: OutputStore, jobs: JobStore, safety: SafetyFilter | None) -> None:
         self.registry = registry
         self.store = store
         self.jobs = jobs
+        self.safety = safety
 
     def __call__(self, item: WorkItem) -> dict[str, Any]:
         payload: JobPayload = item.payload
@@ -41,9 +45,14 @@ class JobRunner:
         try:
             model = self.registry.get(payload.spec.model_id)
             result = run_img2img(model, payload.spec)
+            images, flags = result.images, [False] * len(result.images)
+            if payload.safety_checker:
+                # The route refuses safety_checker=yes when no detector exists, so this is never a silent pass.
+                assert self.safety is not None
+                images, flags = self.safety.apply(images, payload.safety_checker_type)
             outputs = []
             encode_started = time.perf_counter()
-            for index, image in enumerate(result.images):
+            for index, image in enumerate(images):
                 png = to_png(image)
                 b64 = to_base64(png) if payload.base64 else None
                 stored = self.store.save(payload.file_stem, index, png, b64, payload.temp)
@@ -60,7 +69,9 @@ class JobRunner:
             "outputs": outputs,
             "generation_time": round(time.perf_counter() - started, 3),
             "scheduler_used": result.scheduler_used,
-            "nsfw_content_detected": False,
+            "karras_applied": result.karras_applied,
+            "ignored": result.ignored,
+            "nsfw_content_detected": any(flags),
             "timings": {**result.timings, "encode": round(time.perf_counter() - encode_started, 4)},
         }
         self.jobs.finish(item.job_id, record)

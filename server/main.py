@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from pipelines.config import load_config
+from pipelines.postprocess.safety import SafetyFilter, load_detector
 from pipelines.registry import ModelRegistry, resolve_device
 from server.errors import register_error_handlers
 from server.generation import JobRunner
@@ -37,8 +38,10 @@ def build_state(settings: Settings) -> AppState:
     registry = ModelRegistry(config, settings.data_dir, resolve_device(settings.device), settings.max_loaded_models)
     jobs = JobStore(make_engine(f"sqlite:///{settings.data_dir / 'jobs.db'}"))
     store = OutputStore(settings.data_dir, settings.base_url(), settings.temp_ttl)
-    worker = GpuWorker(JobRunner(registry, store, jobs), settings.max_queue)
-    return AppState(settings, registry, jobs, store, worker)
+    detector = load_detector(settings.safety_backend, settings.safety_checker_path, settings.nudenet_threshold)
+    safety = SafetyFilter(detector, settings.safety_threshold_shift) if detector is not None else None
+    worker = GpuWorker(JobRunner(registry, store, jobs, safety), settings.max_queue)
+    return AppState(settings, registry, jobs, store, worker, safety)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -98,7 +98,13 @@ def success_body(row: JobRow, store: OutputStore, inline_base64: bool) -> dict[s
         for item in row.result["outputs"]:
             path = store.root / item["area"] / item["base64"]
             output.append("data:image/png;base64," + path.read_text())
-    meta = {**row.params["meta"], "id": str(row.id), "scheduler_used": row.result["scheduler_used"]}
+    meta = {
+        **row.params["meta"],
+        "id": str(row.id),
+        "scheduler_used": row.result["scheduler_used"],
+        "karras_applied": row.result["karras_applied"],
+        "ignored": row.params["meta"]["ignored"] + row.result["ignored"],
+    }
     return {
         "status": "success",
         "generationTime": row.result["generation_time"],

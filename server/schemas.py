@@ -5,11 +5,11 @@ ModelsLab field names live here only; `Img2ImgRequest` is translated into typed 
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from pipelines.schedulers import DEFAULT_SCHEDULER, SCHEDULER_NAMES, scheduler_class_name
+from pipelines.schedulers import DEFAULT_SCHEDULER, SCHEDULER_NAMES, check_algorithm_type, scheduler_class_name
 from server.coerce import in_range, to_bool, to_int, to_number, to_optional_str
 
 IP_ADAPTER_IDS = (
@@ -54,7 +54,9 @@ class Img2ImgRequest(BaseModel):
     use_karras_sigmas: bool = Field(default=True, description="Karras sigma spacing where the scheduler supports it.")
     algorithm_type: str | None = Field(default=None, description='"none" or "dpmsolver+++" (DPMSolverMultistep).')
     safety_checker: bool = Field(default=True, description="NSFW check on outputs.")
-    safety_checker_type: str = Field(default="sensitive_content_text", description="blur | sensitive_content_text | pixelate | black")
+    safety_checker_type: Literal["blur", "sensitive_content_text", "pixelate", "black"] = Field(
+        default="sensitive_content_text", description="How flagged images are replaced."
+    )
     enhance_prompt: bool = Field(default=True, description="Append the hosted API's quality suffix to the prompt.")
     enhance_style: str | None = Field(default=None, description="Style preset name.")
     tomesd: bool = Field(default=True, description="Token merging for speed.")
@@ -150,6 +152,7 @@ class Img2ImgRequest(BaseModel):
     @classmethod
     def check_algorithm_type(cls, value: Any) -> str | None:
         text = to_optional_str("algorithm_type", value)
+        check_algorithm_type(text)  # raises with the accepted values
         return None if text in (None, "", "none", "no") else text
 
     @field_validator("safety_checker_type", mode="before")

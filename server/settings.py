@@ -31,6 +31,13 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(default=40_000_000, gt=0)
     temp_ttl: float = Field(default=24 * 3600, gt=0, description="seconds a temp=yes file lives")
     sweep_interval: float = Field(default=600, gt=0, description="seconds between temp-file sweeps")
+    tomesd_ratio: float = Field(default=0.5, gt=0, lt=1, description="share of tokens tomesd merges")
+    safety_backend: Literal["auto", "nudenet", "diffusers", "none"] = "auto"
+    safety_checker_path: Path | None = Field(default=None, description="local StableDiffusionSafetyChecker folder")
+    nudenet_threshold: float = Field(default=0.5, ge=0, le=1, description="nudenet confidence that flags an image")
+    safety_threshold_shift: float = Field(
+        default=0.0, description="added to every detector score; > 0 flags more images (testing / stricter policy)"
+    )
 
     def key_list(self) -> list[str]:
         if self.api_keys is None:

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from pipelines.postprocess.safety import SafetyFilter
 from pipelines.registry import ModelRegistry
 from server.gpu_worker import GpuWorker
 from server.jobs import JobStore
@@ -21,6 +22,7 @@ class AppState:
     jobs: JobStore
     store: OutputStore
     worker: GpuWorker
+    safety: SafetyFilter | None
 
 
 def get_state(request: Request) -> AppState:

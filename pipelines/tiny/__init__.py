@@ -13,7 +13,14 @@ import torch
 import yaml
 from safetensors.torch import save_file
 
-from pipelines.tiny.adapters import random_lora, save_embedding, save_ip_adapter, save_lora_diffusers, save_lora_kohya
+from pipelines.tiny.adapters import (
+    random_lora,
+    save_embedding,
+    save_ip_adapter,
+    save_lora_diffusers,
+    save_lora_kohya,
+    save_safety_checker,
+)
 from pipelines.tiny.components import make_sd15, make_sdxl, make_vae, write_tokenizer
 from pipelines.tiny.ldm import to_ldm_state_dict
 
@@ -96,6 +103,9 @@ def make_tiny(out: Path) -> Path:
 
     save_ip_adapter(sd15, out / "ip-adapter", "models", "ip-adapter_sd15.safetensors", seed=4)
     save_ip_adapter(sdxl, out / "ip-adapter", "sdxl_models", "ip-adapter_sdxl.safetensors", seed=6)
+
+    # Not a registry entry: a server setting (SDGATE_SAFETY_CHECKER_PATH) points at it.
+    save_safety_checker(out / "safety-checker", seed=8)
 
     shutil.rmtree(tokenizer_dir)
     config_path = out / "models.yaml"

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionXLImg2ImgPipeline
 from safetensors.torch import save_file
-from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+from transformers import CLIPConfig, CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
 
 _UNET_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")
 _TEXT_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj")
@@ -127,3 +127,18 @@ def save_ip_adapter(
     encoder = _image_encoder(seed)
     encoder.save_pretrained(str(folder / "image_encoder"), safe_serialization=True)
     save_file(_ip_adapter_state(pipe.unet, encoder.config.projection_dim, seed + 1), str(folder / weight_name))
+
+
+def save_safety_checker(folder: Path, seed: int) -> None:
+    """A tiny StableDiffusionSafetyChecker + its image processor (FACTS.md §11): plumbing, not real detection."""
+    from diffusers.pipelines.stable_diffusion.safety_checker import StableDiffusionSafetyChecker
+
+    torch.manual_seed(seed)
+    config = CLIPConfig(
+        text_config={"hidden_size": 16, "intermediate_size": 37, "num_hidden_layers": 1, "num_attention_heads": 4},
+        vision_config={"hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 2, "num_attention_heads": 4,
+                       "image_size": 32, "patch_size": 4},
+        projection_dim=32,
+    )
+    StableDiffusionSafetyChecker(config).save_pretrained(str(folder), safe_serialization=True)
+    CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(str(folder))

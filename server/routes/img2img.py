@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from fastapi import APIRouter, Request
 
 from pipelines.images import ImageError, decode_image, fit_to_output
-from pipelines.prompts import build_negative_prompt, build_prompt
+from pipelines.prompts import UnknownStyle, build_negative_prompt, build_prompt, get_style
 from pipelines.registry import ModelNotFound
 from pipelines.spec import GenerationSpec
 from server.auth import require_key
@@ -45,8 +45,6 @@ def check_adapters(body: Img2ImgRequest, state: AppState) -> Adapters:
             ignored.append(f"{field}:{item}")
     if body.ip_adapter_id is not None:
         raise ApiError("ip_adapter_id: IP-Adapters are not supported by this sdgate version yet")
-    if body.enhance_style is not None:
-        raise ApiError("enhance_style: styles are not supported by this sdgate version yet")
     if body.webhook is not None:
         raise ApiError("webhook: webhook delivery is not supported by this sdgate version yet")
     return Adapters(ignored)
@@ -64,6 +62,15 @@ async def _submit(body: Img2ImgRequest, state: AppState) -> tuple[int, WorkItem]
     except ModelNotFound as exc:
         raise ApiError(str(exc)) from None
     adapters = check_adapters(body, state)
+    if body.safety_checker and state.safety is None:
+        raise ApiError(
+            "safety_checker is on but this server has no NSFW detector installed; "
+            "send safety_checker: no, or ask the operator to install sdgate[safety]"
+        )
+    try:
+        style = get_style(body.enhance_style) if body.enhance_style else None
+    except UnknownStyle as exc:
+        raise ApiError(str(exc)) from None
     data = await load_image_bytes(
         body.init_image,
         base64_mode=body.base64,
@@ -80,8 +87,8 @@ async def _submit(body: Img2ImgRequest, state: AppState) -> tuple[int, WorkItem]
     if state.worker.depth() >= settings.max_queue:
         raise _queue_full(settings.max_queue)
     seed = body.seed if body.seed is not None else secrets.randbelow(2**32)
-    prompt = build_prompt(body.prompt, enhance=body.enhance_prompt, instance_prompt=entry.instance_prompt)
-    negative = build_negative_prompt(body.negative_prompt)
+    prompt = build_prompt(body.prompt, enhance=body.enhance_prompt, style=style, instance_prompt=entry.instance_prompt)
+    negative = build_negative_prompt(body.negative_prompt, style)
     stem = str(uuid.uuid4())
     meta = build_meta(body, model_id=model_id, prompt=prompt, negative_prompt=negative, seed=seed,
                       width=image.width, height=image.height, file_stem=stem,
@@ -91,8 +98,11 @@ async def _submit(body: Img2ImgRequest, state: AppState) -> tuple[int, WorkItem]
     spec = GenerationSpec(model_id=model_id, init_image=image, prompt=prompt, negative_prompt=negative,
                           width=image.width, height=image.height, strength=body.strength,
                           steps=body.num_inference_steps, guidance_scale=body.guidance_scale, seed=seed,
-                          samples=body.samples, scheduler=body.scheduler)
-    item = WorkItem(job_id, JobPayload(spec, stem, body.base64, body.temp))
+                          samples=body.samples, scheduler=body.scheduler, use_karras_sigmas=body.use_karras_sigmas,
+                          algorithm_type=body.algorithm_type, clip_skip=body.clip_skip, tomesd=body.tomesd,
+                          tomesd_ratio=settings.tomesd_ratio)
+    payload = JobPayload(spec, stem, body.base64, body.temp, body.safety_checker, body.safety_checker_type)
+    item = WorkItem(job_id, payload)
     try:
         state.worker.submit(item)
     except QueueFull:

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tomesd
 import torch
 from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionXLImg2ImgPipeline, UniPCMultistepScheduler
 from fastapi.testclient import TestClient
@@ -20,8 +21,10 @@ def served_pixels(client: TestClient, url: str) -> np.ndarray:
 
 
 def direct_call(pipe_cls: type, folder: Path, meta: dict, init: Image.Image, samples: int) -> list[np.ndarray]:
+    """Plain diffusers with the request's defaults spelled out: UniPC + karras sigmas, tomesd at ratio 0.5."""
     pipe = pipe_cls.from_pretrained(folder, local_files_only=True)
-    pipe.scheduler = UniPCMultistepScheduler.from_config(pipe.scheduler.config)
+    pipe.scheduler = UniPCMultistepScheduler.from_config(pipe.scheduler.config, use_karras_sigmas=True)
+    tomesd.apply_patch(pipe, ratio=0.5, use_rand=False)
     images = pipe(
         prompt=meta["prompt"],
         negative_prompt=meta["negative_prompt"],
@@ -44,7 +47,7 @@ def test_http_output_equals_direct_diffusers(
     body.update(model_id=model_id, samples="2", strength="0.6", guidance_scale="6", seed="42")
     answer = client.post("/api/v6/images/img2img", json=body).json()
     assert answer["status"] == "success", answer
-    assert answer["meta"]["is_sdxl"] is (model_id == "tiny-sdxl")
+    assert answer["meta"]["is_sdxl"] is (model_id == "tiny-sdxl") and answer["meta"]["karras_applied"] is True
     init = Image.open(io.BytesIO(png_bytes())).convert("RGB")
     expected = direct_call(pipe_cls, tiny_dir / model_id, answer["meta"], init, samples=2)
     for url, reference in zip(answer["output"], expected, strict=True):
