@@ -86,8 +86,6 @@ def load_detector(backend: str, checker_path: Path | None, nudenet_threshold: fl
     """The configured detector, or None (with a warning) when none can run on this machine."""
     nudenet_ok = importlib.util.find_spec("nudenet") is not None
     diffusers_ok = checker_path is not None and (checker_path / "config.json").is_file()
-    if backend == "none":
-        return None
     if backend in ("auto", "nudenet") and nudenet_ok:
         return NudeNetDetector(nudenet_threshold)
     if backend in ("auto", "diffusers") and diffusers_ok:
