@@ -49,6 +49,7 @@ class ModelEntry(SourceEntry):
     config: Path | None = Field(default=None, description="Local diffusers config folder for single-file checkpoints.")
     default: bool = Field(default=False, description="Model used when a request names no model_id (v3 API).")
     instance_prompt: str | None = Field(default=None, description="Trigger words prepended to every prompt.")
+    vae: str | None = Field(default=None, description="Id of a `vaes` entry used when a request names none.")
     name: str | None = None
     description: str | None = None
 
@@ -71,7 +72,12 @@ class LoraEntry(SourceEntry):
 
 
 class VaeEntry(SourceEntry):
-    pass
+    config: Path | None = Field(default=None, description="Local diffusers config folder for a single-file VAE.")
+
+    def resolve_paths(self, base: Path) -> None:
+        super().resolve_paths(base)
+        if self.config is not None and not self.config.is_absolute():
+            self.config = base / self.config
 
 
 class EmbeddingEntry(SourceEntry):
@@ -87,7 +93,9 @@ class IpAdapterEntry(SourceEntry):
 class RegistryConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    include: list[Path] = Field(default_factory=list, description="Other models.yaml files whose entries are merged in.")
+    include: list[Path] = Field(
+        default_factory=list, description="Other models.yaml files merged in; entries here win over theirs."
+    )
     models: dict[str, ModelEntry] = Field(default_factory=dict)
     loras: dict[str, LoraEntry] = Field(default_factory=dict)
     vaes: dict[str, VaeEntry] = Field(default_factory=dict)
@@ -141,6 +149,10 @@ def load_config(path: Path, _seen: frozenset[Path] = frozenset()) -> RegistryCon
         if not included.is_file():
             raise ConfigError(f"{path}: included file {included} does not exist (tiny models: sdgate make-tiny --out DIR)")
         _merge(config, load_config(included, _seen | {path.resolve()}), path)
+    if not _seen:  # references are checked once every include is merged
+        for model_id, model in config.models.items():
+            if model.vae is not None and model.vae not in config.vaes:
+                raise ConfigError(f"{path}: models.{model_id}.vae: {model.vae} is not in `vaes`")
     return config
 
 
@@ -149,7 +161,6 @@ def _merge(into: RegistryConfig, other: RegistryConfig, path: Path) -> None:
         raise ConfigError(f"{path}: only one model may be `default: true` across includes")
     for name in SECTIONS:
         mine, theirs = getattr(into, name), getattr(other, name)
-        clash = sorted(set(mine) & set(theirs))
-        if clash:
-            raise ConfigError(f"{path}: {name} ids defined twice (here and in an include): {clash}")
-        mine.update(theirs)
+        # The including file wins: it can point a hosted id (e.g. ip-adapter_sd15) at real weights.
+        for entry_id, entry in theirs.items():
+            mine.setdefault(entry_id, entry)

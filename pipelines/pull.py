@@ -13,7 +13,7 @@ import httpx
 from huggingface_hub import hf_hub_download, snapshot_download
 from tqdm import tqdm
 
-from pipelines.config import RegistryConfig, SourceEntry
+from pipelines.config import IpAdapterEntry, RegistryConfig, SourceEntry
 from pipelines.registry import downloads_dir
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,10 @@ def pull_entry(entry_id: str, entry: SourceEntry, data_dir: Path) -> str:
         if local is None or not local.exists():
             raise PullError(f"{entry_id}: local source {local} does not exist")
         return f"{entry_id}: local"
+    if isinstance(entry, IpAdapterEntry) and entry.repo is not None:
+        patterns = [f"{entry.subfolder}/{entry.weight}".lstrip("/"), f"{entry.image_encoder}/*"]
+        snapshot_download(entry.repo, revision=entry.revision, allow_patterns=patterns)
+        return f"{entry_id}: {entry.repo} ({', '.join(patterns)})"
     if entry.repo is not None and entry.filename is not None:
         hf_hub_download(entry.repo, entry.filename, revision=entry.revision)
         return f"{entry_id}: {entry.repo}/{entry.filename}"

@@ -10,7 +10,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -40,6 +40,8 @@ class LoadedModel:
     pipe: StableDiffusionImg2ImgPipeline | StableDiffusionXLImg2ImgPipeline
     entry: ModelEntry
     load_seconds: float
+    # LoRA adapter names loaded into this pipeline's UNet / text encoders, least recently used first.
+    loras: OrderedDict[str, None] = field(default_factory=OrderedDict)
 
 
 def resolve_device(setting: str) -> str:

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 from PIL import Image
 
+from pipelines.adapters import AdapterSpec
+
 
 @dataclass(frozen=True)
 class GenerationSpec:
@@ -32,6 +34,7 @@ class GenerationSpec:
     clip_skip: int = 1
     tomesd: bool = False
     tomesd_ratio: float = 0.5
+    adapters: AdapterSpec = field(default_factory=AdapterSpec)
 
 
 @dataclass

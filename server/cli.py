@@ -12,7 +12,11 @@ from pathlib import Path
 def _serve(args: argparse.Namespace) -> int:
     # Requests must never download weights; `sdgate pull` is the only path that does (set before HF imports).
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import transformers
     import uvicorn
+
+    # transformers prints a multi-line "LOAD REPORT" for every LoRA load; keep the server log readable.
+    transformers.logging.set_verbosity_error()
 
     from pipelines.config import ConfigError, load_config
     from server.main import create_app

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from pipelines.adapters import AdapterError, AdapterStore
 from pipelines.generate import run_img2img
 from pipelines.postprocess.safety import ReplaceMode, SafetyFilter
 from pipelines.postprocess.encode import to_base64, to_png
@@ -32,11 +33,21 @@ class JobPayload:
 class JobRunner:
     """Callable handed to GpuWorker. Runs on the worker thread; touches the registry, the store and the job row."""
 
-    def __init__(self, registry: ModelRegistry, store: OutputStore, jobs: JobStore, safety: SafetyFilter | None) -> None:
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        adapters: AdapterStore,
+        store: OutputStore,
+        jobs: JobStore,
+        safety: SafetyFilter | None,
+        max_loras: int,
+    ) -> None:
         self.registry = registry
+        self.adapters = adapters
         self.store = store
         self.jobs = jobs
         self.safety = safety
+        self.max_loras = max_loras
 
     def __call__(self, item: WorkItem) -> dict[str, Any]:
         payload: JobPayload = item.payload
@@ -44,7 +55,7 @@ class JobRunner:
         started = time.perf_counter()
         try:
             model = self.registry.get(payload.spec.model_id)
-            result = run_img2img(model, payload.spec)
+            result = run_img2img(model, payload.spec, self.adapters, self.max_loras)
             images, flags = result.images, [False] * len(result.images)
             if payload.safety_checker:
                 # The route refuses safety_checker=yes when no detector exists, so this is never a silent pass.
@@ -57,7 +68,7 @@ class JobRunner:
                 b64 = to_base64(png) if payload.base64 else None
                 stored = self.store.save(payload.file_stem, index, png, b64, payload.temp)
                 outputs.append({"area": stored.area, "image": stored.image_name, "base64": stored.base64_name})
-        except ModelNotAvailable as exc:
+        except (ModelNotAvailable, AdapterError) as exc:
             self.jobs.fail(item.job_id, str(exc))
             raise JobFailed(str(exc)) from exc
         except Exception as exc:

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
+from pipelines.adapters import AdapterStore
 from pipelines.config import load_config
 from pipelines.postprocess.safety import SafetyFilter, load_detector
 from pipelines.registry import ModelRegistry, resolve_device
@@ -40,7 +41,9 @@ def build_state(settings: Settings) -> AppState:
     store = OutputStore(settings.data_dir, settings.base_url(), settings.temp_ttl)
     detector = load_detector(settings.safety_backend, settings.safety_checker_path, settings.nudenet_threshold)
     safety = SafetyFilter(detector, settings.safety_threshold_shift) if detector is not None else None
-    worker = GpuWorker(JobRunner(registry, store, jobs, safety), settings.max_queue)
+    adapters = AdapterStore(config, settings.data_dir, registry.device, registry.dtype, settings.max_vaes)
+    runner = JobRunner(registry, adapters, store, jobs, safety, settings.max_loras)
+    worker = GpuWorker(runner, settings.max_queue)
     return AppState(settings, registry, jobs, store, worker, safety)
 
 

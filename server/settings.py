@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     inline_base64: bool = False
     max_side: int = Field(default=1024, ge=8)
     max_loaded_models: int = Field(default=1, ge=1)
+    max_loras: int = Field(default=8, ge=1, description="LoRAs kept loaded per model (LRU)")
+    max_vaes: int = Field(default=2, ge=1, description="override VAEs kept in memory (LRU)")
     fetch_timeout: float = Field(default=15.0, gt=0, description="seconds for one init_image download")
     max_download_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
     max_image_pixels: int = Field(default=40_000_000, gt=0)

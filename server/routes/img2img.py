@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 import secrets
 import uuid
-from dataclasses import dataclass
-
 from fastapi import APIRouter, Request
 
 from pipelines.images import ImageError, decode_image, fit_to_output
 from pipelines.prompts import UnknownStyle, build_negative_prompt, build_prompt, get_style
 from pipelines.registry import ModelNotFound
 from pipelines.spec import GenerationSpec
+from server.adapter_fields import resolve_adapters
 from server.auth import require_key
 from server.errors import ApiError
 from server.generation import JobPayload
@@ -27,29 +26,6 @@ router = APIRouter()
 PATHS = ("/api/v6/images/img2img", "/api/v3/img2img", "/api/v3/dreambooth/img2img", "/api/v4/dreambooth/img2img")
 
 
-@dataclass(frozen=True)
-class Adapters:
-    ignored: list[str]
-
-
-def check_adapters(body: Img2ImgRequest, state: AppState) -> Adapters:
-    """Unregistered / placeholder adapter ids are skipped (meta.ignored); registered ones need the adapters issue."""
-    config = state.registry.config
-    ignored: list[str] = []
-    fields = (("lora_model", body.lora_model, config.loras), ("vae", body.vae, config.vaes),
-              ("embeddings_model", body.embeddings_model, config.embeddings))
-    for field, value, section in fields:
-        for item in [v.strip() for v in (value or "").split(",") if v.strip()]:
-            if item in section:
-                raise ApiError(f"{field} {item}: adapters are not supported by this sdgate version yet")
-            ignored.append(f"{field}:{item}")
-    if body.ip_adapter_id is not None:
-        raise ApiError("ip_adapter_id: IP-Adapters are not supported by this sdgate version yet")
-    if body.webhook is not None:
-        raise ApiError("webhook: webhook delivery is not supported by this sdgate version yet")
-    return Adapters(ignored)
-
-
 def _queue_full(max_queue: int) -> ApiError:
     return ApiError(f"Rate limit exceeded. Maximum {max_queue} queued requests allowed.", http_status=429, retry_after=30)
 
@@ -61,7 +37,9 @@ async def _submit(body: Img2ImgRequest, state: AppState) -> tuple[int, WorkItem]
         entry = state.registry.entry(model_id)
     except ModelNotFound as exc:
         raise ApiError(str(exc)) from None
-    adapters = check_adapters(body, state)
+    if body.webhook is not None:
+        raise ApiError("webhook: webhook delivery is not supported by this sdgate version yet")
+    adapters = await resolve_adapters(body, state.registry.config, model_id, settings)
     if body.safety_checker and state.safety is None:
         raise ApiError(
             "safety_checker is on but this server has no NSFW detector installed; "
@@ -92,7 +70,7 @@ async def _submit(body: Img2ImgRequest, state: AppState) -> tuple[int, WorkItem]
     stem = str(uuid.uuid4())
     meta = build_meta(body, model_id=model_id, prompt=prompt, negative_prompt=negative, seed=seed,
                       width=image.width, height=image.height, file_stem=stem,
-                      is_sdxl=entry.family == "sdxl", ignored=adapters.ignored)
+                      is_sdxl=entry.family == "sdxl", ignored=adapters.ignored) | adapters.meta()
     params = {"meta": meta, "file_stem": stem, "base64": body.base64, "temp": body.temp}
     job_id = state.jobs.create(model_id, params, body.webhook, None if body.track_id is None else str(body.track_id))
     spec = GenerationSpec(model_id=model_id, init_image=image, prompt=prompt, negative_prompt=negative,
@@ -100,7 +78,7 @@ async def _submit(body: Img2ImgRequest, state: AppState) -> tuple[int, WorkItem]
                           steps=body.num_inference_steps, guidance_scale=body.guidance_scale, seed=seed,
                           samples=body.samples, scheduler=body.scheduler, use_karras_sigmas=body.use_karras_sigmas,
                           algorithm_type=body.algorithm_type, clip_skip=body.clip_skip, tomesd=body.tomesd,
-                          tomesd_ratio=settings.tomesd_ratio)
+                          tomesd_ratio=settings.tomesd_ratio, adapters=adapters.spec)
     payload = JobPayload(spec, stem, body.base64, body.temp, body.safety_checker, body.safety_checker_type)
     item = WorkItem(job_id, payload)
     try:

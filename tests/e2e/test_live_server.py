@@ -50,12 +50,19 @@ def _prefill_hf_cache(cache: Path, repo: str, source: Path) -> None:
 def test_hub_repo_model_served_from_the_local_cache(tiny_dir: Path, tmp_path: Path, image_server: ImageServer) -> None:
     cache = tmp_path / "hub"
     _prefill_hf_cache(cache, "sdgate-test/tiny-sd15", tiny_dir / "tiny-sd15")
+    _prefill_hf_cache(cache, "sdgate-test/ip-adapter", tiny_dir / "ip-adapter")
+    _prefill_hf_cache(cache, "sdgate-test/lora", tiny_dir / "loras")
     config = tmp_path / "models.yaml"
     config.write_text(
         f"include: [{tiny_dir / 'models.yaml'}]\n"
         "models:\n"
         "  from-hub: {family: sd15, repo: sdgate-test/tiny-sd15}\n"
         "  not-in-cache: {family: sd15, repo: sdgate-test/absent}\n"
+        "loras:\n"
+        "  hub-lora: {family: sd15, repo: sdgate-test/lora, filename: tiny-lora-b.safetensors}\n"
+        "ip_adapters:\n"
+        "  ip-adapter_sd15: {family: sd15, repo: sdgate-test/ip-adapter, subfolder: models,"
+        " weight: ip-adapter_sd15.safetensors, image_encoder: models/image_encoder}\n"
     )
     env = {"HF_HUB_CACHE": str(cache), "SDGATE_ALLOW_PRIVATE_URLS": "1", "SDGATE_DEVICE": "cpu", "OMP_NUM_THREADS": "1"}
     server = start_server(["--config", str(config), "--data-dir", str(tmp_path / "data")], env, free_port(),
@@ -64,6 +71,11 @@ def test_hub_repo_model_served_from_the_local_cache(tiny_dir: Path, tmp_path: Pa
         body = {"key": "k", "prompt": "x", "init_image": image_server.url("init.png"), "num_inference_steps": 3}
         ok = httpx.post(f"{server.url}/api/v6/images/img2img", json={**body, "model_id": "from-hub"}, timeout=60)
         assert ok.json()["status"] == "success", ok.text
+        adapters = {"model_id": "from-hub", "lora_model": "hub-lora", "ip_adapter_id": "ip-adapter_sd15",
+                    "ip_adapter_image": image_server.url("init.png")}
+        with_adapters = httpx.post(f"{server.url}/api/v6/images/img2img", json={**body, **adapters}, timeout=60)
+        assert with_adapters.json()["status"] == "success", with_adapters.text
+        assert with_adapters.json()["meta"]["lora"] == "hub-lora"
         absent = httpx.post(f"{server.url}/api/v6/images/img2img", json={**body, "model_id": "not-in-cache"}, timeout=60)
         assert absent.json()["message"].endswith("run `sdgate pull not-in-cache`")
     finally:

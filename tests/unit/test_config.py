@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.config import ConfigError, load_config
+from server.schemas import IP_ADAPTER_IDS
 
 
 def write(tmp_path: Path, text: str, name: str = "models.yaml") -> Path:
@@ -47,14 +48,13 @@ def test_missing_file_is_explained(tmp_path: Path) -> None:
         load_config(tmp_path / "nope.yaml")
 
 
-def test_include_merges_and_refuses_duplicates(tmp_path: Path) -> None:
+def test_include_merges_and_the_including_file_wins(tmp_path: Path) -> None:
     (tmp_path / "sub").mkdir()
     write(tmp_path / "sub", "models:\n  t: {family: sd15, path: t}\n")
     config = load_config(write(tmp_path, "include: [sub/models.yaml]\nmodels:\n  r: {family: sdxl, repo: a/b}\n"))
     assert set(config.models) == {"t", "r"} and config.models["t"].path == tmp_path / "sub" / "t"
-    clash = write(tmp_path, "include: [sub/models.yaml]\nmodels:\n  t: {family: sd15, repo: a/b}\n", "clash.yaml")
-    with pytest.raises(ConfigError, match="defined twice"):
-        load_config(clash)
+    override = write(tmp_path, "include: [sub/models.yaml]\nmodels:\n  t: {family: sd15, repo: a/b}\n", "o.yaml")
+    assert load_config(override).models["t"].repo == "a/b"
     missing = write(tmp_path, "include: [nope/models.yaml]\n", "missing.yaml")
     with pytest.raises(ConfigError, match="make-tiny"):
         load_config(missing)
@@ -67,3 +67,6 @@ def test_repository_models_yaml_is_valid(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, text))
     assert config.models["realistic-vision-51"].repo == "stablediffusionapi/realistic-vision-51"
     assert {m.family for m in config.models.values() if m.repo} == {"sd15", "sdxl"}
+    assert set(config.ip_adapters) == set(IP_ADAPTER_IDS)
+    assert all(entry.repo == "h94/IP-Adapter" for entry in config.ip_adapters.values())
+    assert config.loras and config.vaes and config.embeddings
