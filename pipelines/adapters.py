@@ -173,19 +173,22 @@ def activate_loras(model: LoadedModel, store: AdapterStore, loras: tuple[tuple[s
     pipe.set_adapters([lora_id for lora_id, _ in loras], adapter_weights=[weight for _, weight in loras])
 
 
-def _load_embedding(pipe: Any, state: dict[str, torch.Tensor], token: str | None, is_sdxl: bool) -> None:
+def _load_embedding(pipe: Any, state: dict[str, Any], token: str | None, is_sdxl: bool) -> None:
     if is_sdxl:
         if "clip_l" not in state or "clip_g" not in state or token is None:
             raise AdapterError("SDXL embeddings need clip_l and clip_g tensors and a token in models.yaml")
         pipe.load_textual_inversion(state["clip_l"], token=token, text_encoder=pipe.text_encoder, tokenizer=pipe.tokenizer)
         pipe.load_textual_inversion(state["clip_g"], token=token, text_encoder=pipe.text_encoder_2,
                                     tokenizer=pipe.tokenizer_2)
-    elif "emb_params" in state or "string_to_param" in state:
-        pipe.load_textual_inversion(state, token=token)
-    elif token is not None and len(state) == 1:
-        pipe.load_textual_inversion(next(iter(state.values())), token=token)
-    else:
-        pipe.load_textual_inversion(state, token=token)
+        return
+    vectors: Any = state
+    if "string_to_param" in state:  # A1111 .pt
+        vectors, token = state["string_to_param"]["*"], token or state.get("name")
+    elif "emb_params" in state:  # A1111 .safetensors
+        vectors = state["emb_params"]
+    if isinstance(vectors, torch.Tensor) and token is None:
+        raise AdapterError("this embedding file names no token: set `token:` in models.yaml")
+    pipe.load_textual_inversion(vectors, token=token)
 
 
 @contextmanager

@@ -148,3 +148,33 @@ def test_model_default_vae_and_incompatible_vae(tiny_dir: Path, tmp_path: Path, 
         mismatch = run(app, body, model_id="plain", vae="wide")
         assert mismatch["status"] == "error" and "16 latent channels" in mismatch["message"]
         assert run(app, body, model_id="plain")["status"] == "success"
+
+
+def test_embedding_file_formats(tiny_dir: Path, tmp_path: Path, body: dict) -> None:
+    """A1111 .safetensors (emb_params), A1111 .pt (string_to_param) and SDXL clip_l/clip_g files all load."""
+    from safetensors.torch import save_file
+
+    generator = torch.Generator().manual_seed(7)
+    save_file({"emb_params": torch.randn(3, 32, generator=generator)}, str(tmp_path / "multi.safetensors"))
+    torch.save({"string_to_param": {"*": torch.randn(2, 32, generator=generator)}}, tmp_path / "legacy.pt")
+    save_file({"clip_l": torch.randn(1, 32, generator=generator), "clip_g": torch.randn(1, 32, generator=generator)},
+              str(tmp_path / "xl.safetensors"))
+    config = tmp_path / "models.yaml"
+    config.write_text(
+        f"include: [{tiny_dir / 'models.yaml'}]\n"
+        "embeddings:\n"
+        f"  multi: {{family: sd15, file: {tmp_path / 'multi.safetensors'}, token: '<multi>'}}\n"
+        f"  legacy: {{family: sd15, file: {tmp_path / 'legacy.pt'}, token: '<legacy>'}}\n"
+        f"  xl: {{family: sdxl, file: {tmp_path / 'xl.safetensors'}, token: '<xl>'}}\n"
+    )
+    with app_client(tiny_dir, tmp_path / "data", config=config) as app:
+        for model_id, embedding, token in (("tiny-sd15", "multi", "<multi>"), ("tiny-sd15", "legacy", "<legacy>"),
+                                           ("tiny-sdxl", "xl", "<xl>")):
+            prompt = {"model_id": model_id, "prompt": f"a {token} cat"}
+            without = run(app, body, **prompt)
+            used = run(app, body, embeddings_model=embedding, **prompt)
+            assert used["meta"]["embeddings"] == embedding
+            assert not np.array_equal(pixels(app, without), pixels(app, used)), embedding
+            assert np.array_equal(pixels(app, without), pixels(app, run(app, body, **prompt))), embedding
+        wrong = run(app, body, model_id="tiny-sd15", embeddings_model="xl")
+        assert wrong["message"] == "embeddings_model xl is for sdxl models; model tiny-sd15 is sd15"
