@@ -10,6 +10,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -71,7 +72,15 @@ class ModelRegistry:
     `loaded_ids()` from the event loop.
     """
 
-    def __init__(self, config: RegistryConfig, data_dir: Path, device: str = "cpu", max_loaded: int = 1) -> None:
+    def __init__(
+        self,
+        config: RegistryConfig,
+        data_dir: Path,
+        device: str = "cpu",
+        max_loaded: int = 1,
+        on_load: Callable[[float], None] | None = None,
+    ) -> None:
+        self.on_load = on_load
         self.config = config
         self.data_dir = data_dir
         self.device = device
@@ -131,4 +140,6 @@ class ModelRegistry:
         pipe.set_progress_bar_config(disable=True)
         seconds = time.perf_counter() - started
         log.info("loaded model %s (%s) in %.2fs", model_id, entry.family, seconds)
+        if self.on_load is not None:
+            self.on_load(seconds)
         return LoadedModel(model_id, entry.family, pipe, entry, seconds)

@@ -44,9 +44,11 @@ _STOP = object()
 class GpuWorker:
     """Runs `execute(item)` for each submitted item on a dedicated thread; results land in item.future."""
 
-    def __init__(self, execute: Callable[[WorkItem], Any], max_queue: int, name: str = "gpu-worker") -> None:
+    def __init__(self, execute: Callable[[WorkItem], Any], name: str = "gpu-worker") -> None:
         self._execute = execute
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=max_queue)
+        # Unbounded here: admission (SDGATE_MAX_QUEUE) is the Dispatcher's job, and jobs re-queued after a
+        # restart must all fit whatever the limit.
+        self._queue: queue.Queue[Any] = queue.Queue()
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._recent: deque[float] = deque(maxlen=20)
         self._running = False
@@ -68,10 +70,7 @@ class GpuWorker:
         return self._thread.is_alive()
 
     def submit(self, item: WorkItem) -> Future:
-        try:
-            self._queue.put_nowait(item)
-        except queue.Full:
-            raise QueueFull from None
+        self._queue.put_nowait(item)
         return item.future
 
     def depth(self) -> int:

@@ -50,7 +50,43 @@ jobs = Table(
     sqlite_autoincrement=True,
 )
 
+# Webhook deliveries live in the same database and are written in the same transaction that ends the
+# job, so a crash can never end a job without leaving its webhook due (the outbox pattern).
+webhook_outbox = Table(
+    "webhook_outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job_id", Integer, nullable=False, unique=True),
+    Column("url", Text, nullable=False),
+    Column("status", String(16), nullable=False, index=True),  # pending | delivered | failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", Float, nullable=False),
+    Column("last_error", Text),
+    Column("created_at", Float, nullable=False),
+    Column("finished_at", Float),
+    sqlite_autoincrement=True,
+)
+
+webhook_attempts = Table(
+    "webhook_attempts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("delivery_id", Integer, nullable=False, index=True),
+    Column("attempt", Integer, nullable=False),
+    Column("at", Float, nullable=False),
+    Column("status_code", Integer),
+    Column("error", Text),
+)
+
 UNFINISHED = ("queued", "running")
+
+
+@dataclass(frozen=True)
+class Delivery:
+    id: int
+    job_id: int
+    url: str
+    attempts: int
 
 
 @dataclass(frozen=True)
@@ -105,25 +141,90 @@ class JobStore:
             )
             return int(result.inserted_primary_key[0])
 
-    def mark_running(self, job_id: int) -> None:
+    def mark_running(self, job_id: int) -> float:
+        """Count an attempt and return the seconds the job waited since it was accepted."""
+        now = time.time()
         with self.engine.begin() as conn:
             conn.execute(
-                update(jobs)
-                .where(jobs.c.id == job_id)
-                .values(status="running", started_at=time.time(), attempts=jobs.c.attempts + 1)
+                update(jobs).where(jobs.c.id == job_id).values(status="running", started_at=now, attempts=jobs.c.attempts + 1)
             )
+            created = conn.execute(select(jobs.c.created_at).where(jobs.c.id == job_id)).scalar_one()
+        return max(0.0, now - created)
 
     def finish(self, job_id: int, result: dict[str, Any]) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(
-                update(jobs).where(jobs.c.id == job_id).values(status="success", result=result, finished_at=time.time())
-            )
+        self._end(job_id, status="success", result=result)
 
     def fail(self, job_id: int, error: str) -> None:
+        self._end(job_id, status="failed", error=error)
+
+    def _end(self, job_id: int, **values: Any) -> None:
+        now = time.time()
         with self.engine.begin() as conn:
-            conn.execute(
-                update(jobs).where(jobs.c.id == job_id).values(status="failed", error=error, finished_at=time.time())
-            )
+            conn.execute(update(jobs).where(jobs.c.id == job_id).values(finished_at=now, **values))
+            webhook = conn.execute(select(jobs.c.webhook).where(jobs.c.id == job_id)).scalar_one_or_none()
+            already = conn.execute(select(webhook_outbox.c.id).where(webhook_outbox.c.job_id == job_id)).first()
+            if webhook and not already:
+                conn.execute(insert(webhook_outbox).values(
+                    job_id=job_id, url=webhook, status="pending", attempts=0, next_attempt_at=now, created_at=now
+                ))
+
+    def requeue(self, job_id: int) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(jobs).where(jobs.c.id == job_id).values(status="queued"))
+
+    def unfinished(self) -> list[JobRow]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(jobs).where(jobs.c.status.in_(UNFINISHED)).order_by(jobs.c.id)).mappings()
+            return [JobRow(**row) for row in rows]
+
+    def webhook_status(self, job_id: int) -> str:
+        """"" without a webhook; pending / delivered / failed once the job has ended."""
+        with self.engine.connect() as conn:
+            status = conn.execute(select(webhook_outbox.c.status).where(webhook_outbox.c.job_id == job_id)).scalar()
+            if status is None:
+                has_webhook = conn.execute(select(jobs.c.webhook).where(jobs.c.id == job_id)).scalar()
+                return "pending" if has_webhook else ""
+            return str(status)
+
+    def due_deliveries(self, now: float, limit: int = 20) -> list[Delivery]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(webhook_outbox.c.id, webhook_outbox.c.job_id, webhook_outbox.c.url, webhook_outbox.c.attempts)
+                .where(webhook_outbox.c.status == "pending", webhook_outbox.c.next_attempt_at <= now)
+                .order_by(webhook_outbox.c.next_attempt_at)
+                .limit(limit)
+            ).all()
+        return [Delivery(*row) for row in rows]
+
+    def record_attempt(
+        self, delivery: Delivery, status_code: int | None, error: str | None, next_attempt_at: float | None, final: bool
+    ) -> None:
+        """One delivery attempt: logged, then the delivery is delivered, failed, or due again at next_attempt_at."""
+        now = time.time()
+        attempt = delivery.attempts + 1
+        delivered = status_code is not None and 200 <= status_code < 300
+        status = "delivered" if delivered else "failed" if final else "pending"
+        with self.engine.begin() as conn:
+            conn.execute(insert(webhook_attempts).values(
+                delivery_id=delivery.id, attempt=attempt, at=now, status_code=status_code, error=error
+            ))
+            conn.execute(update(webhook_outbox).where(webhook_outbox.c.id == delivery.id).values(
+                attempts=attempt,
+                status=status,
+                last_error=error,
+                next_attempt_at=next_attempt_at if next_attempt_at is not None else now,
+                finished_at=now if status != "pending" else None,
+            ))
+
+    def attempts_for(self, job_id: int) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(webhook_attempts)
+                .join(webhook_outbox, webhook_outbox.c.id == webhook_attempts.c.delivery_id)
+                .where(webhook_outbox.c.job_id == job_id)
+                .order_by(webhook_attempts.c.attempt)
+            ).mappings()
+            return [dict(row) for row in rows]
 
     def get(self, job_id: int) -> JobRow | None:
         with self.engine.connect() as conn:

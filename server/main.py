@@ -13,14 +13,18 @@ from pipelines.adapters import AdapterStore
 from pipelines.config import load_config
 from pipelines.postprocess.safety import SafetyFilter, load_detector
 from pipelines.registry import ModelRegistry, resolve_device
+from server.dispatch import Dispatcher
 from server.errors import register_error_handlers
 from server.generation import JobRunner
 from server.gpu_worker import GpuWorker
-from server.jobs import JobStore, make_engine
+from server.jobs import JobRow, JobStore, make_engine
+from server.metrics import Metrics
+from server.responses import webhook_body
 from server.routes import fetch, files, img2img, ops
 from server.settings import Settings, check_keys_required
 from server.state import AppState
 from server.storage import OutputStore
+from server.webhooks import WebhookSender
 
 log = logging.getLogger(__name__)
 
@@ -36,15 +40,19 @@ def build_state(settings: Settings) -> AppState:
     check_keys_required(settings)
     config = load_config(settings.config)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    registry = ModelRegistry(config, settings.data_dir, resolve_device(settings.device), settings.max_loaded_models)
-    jobs = JobStore(make_engine(f"sqlite:///{settings.data_dir / 'jobs.db'}"))
+    metrics = Metrics()
+    registry = ModelRegistry(config, settings.data_dir, resolve_device(settings.device), settings.max_loaded_models,
+                             on_load=metrics.model_load.observe)
+    jobs = JobStore(make_engine(settings.db_url()))
     store = OutputStore(settings.data_dir, settings.base_url(), settings.temp_ttl)
     detector = load_detector(settings.safety_backend, settings.safety_checker_path, settings.nudenet_threshold)
     safety = SafetyFilter(detector, settings.safety_threshold_shift) if detector is not None else None
     adapters = AdapterStore(config, settings.data_dir, registry.device, registry.dtype, settings.max_vaes)
-    runner = JobRunner(registry, adapters, store, jobs, safety, settings.max_loras)
-    worker = GpuWorker(runner, settings.max_queue)
-    return AppState(settings, registry, jobs, store, worker, safety)
+    runner = JobRunner(registry, adapters, store, jobs, safety, metrics, settings.data_dir, settings.max_loras)
+    worker = GpuWorker(runner)
+    metrics.watch_queue(worker.depth)
+    dispatcher = Dispatcher(jobs, worker, settings.data_dir, settings.max_queue, settings.max_attempts)
+    return AppState(settings, registry, jobs, store, worker, safety, dispatcher, metrics)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -52,14 +60,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = build_state(settings or Settings())
         app.state.sdgate = state
+        state.dispatcher.recover()
         state.worker.start()
-        sweeper = asyncio.create_task(_sweep_temp_forever(state.store, state.settings.sweep_interval))
+
+        def body_for(row: JobRow) -> dict:
+            return webhook_body(row, state.store, state.settings.inline_base64)
+
+        sender = WebhookSender(state.jobs, body_for, state.settings, state.metrics)
+        tasks = [
+            asyncio.create_task(_sweep_temp_forever(state.store, state.settings.sweep_interval)),
+            asyncio.create_task(sender.run_forever()),
+        ]
         log.info("sdgate ready: %d models registered, device %s", len(state.registry.config.models), state.registry.device)
         try:
             yield
         finally:
-            sweeper.cancel()
-            await asyncio.to_thread(state.worker.stop)
+            for task in tasks:
+                task.cancel()
+            # The running job may finish within the grace period; queued jobs stay queued for the next start.
+            await asyncio.to_thread(state.worker.stop, state.settings.shutdown_grace)
 
     app = FastAPI(title="sdgate", version="0.1.0", lifespan=lifespan,
                   description="Self-hosted, drop-in replacement for the ModelsLab img2img API.")

@@ -89,7 +89,7 @@ def planned_links(row: JobRow, store: OutputStore) -> list[str]:
     return [store.url(area, namer(stem, i)) for i in range(samples)]
 
 
-def success_body(row: JobRow, store: OutputStore, inline_base64: bool) -> dict[str, Any]:
+def success_body(row: JobRow, store: OutputStore, inline_base64: bool, webhook_status: str = "") -> dict[str, Any]:
     assert row.result is not None
     links = planned_links(row, store)
     output: list[str] = links
@@ -112,7 +112,7 @@ def success_body(row: JobRow, store: OutputStore, inline_base64: bool) -> dict[s
         "output": output,
         "proxy_links": links,
         "nsfw_content_detected": row.result["nsfw_content_detected"],
-        "webhook_status": "",
+        "webhook_status": webhook_status,
         "meta": meta,
         "tip": TIP,
     }
@@ -133,3 +133,12 @@ def processing_body(row: JobRow, store: OutputStore, eta: float, base_url: str) 
         "meta": {**row.params["meta"], "id": str(row.id), "output": links},
         "future_links": links,
     }
+
+
+def webhook_body(row: JobRow, store: OutputStore, inline_base64: bool) -> dict[str, Any]:
+    """What a job's webhook receives: the success object plus track_id, or the failure object (API.md §5)."""
+    if row.status == "success":
+        return success_body(row, store, inline_base64) | {"track_id": row.params["meta"]["track_id"]}
+    message = row.error or "Generation failed"
+    return {"status": "failed", "id": row.id, "message": message, "messege": message,
+            "track_id": row.params["meta"]["track_id"]}

@@ -33,6 +33,13 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(default=40_000_000, gt=0)
     temp_ttl: float = Field(default=24 * 3600, gt=0, description="seconds a temp=yes file lives")
     sweep_interval: float = Field(default=600, gt=0, description="seconds between temp-file sweeps")
+    database_url: str | None = Field(default=None, description="SQLAlchemy URL; default SQLite in the data dir")
+    max_attempts: int = Field(default=3, ge=1, description="runs of one job before a restart-interrupted job fails")
+    shutdown_grace: float = Field(default=30.0, ge=0, description="seconds a running job may finish at shutdown")
+    webhook_secret: SecretStr | None = Field(default=None, description="HMAC-SHA256 key for X-Sdgate-Signature")
+    webhook_max_attempts: int = Field(default=5, ge=1)
+    webhook_backoff: float = Field(default=2.0, ge=0, description="seconds before the first retry; doubles each time")
+    webhook_timeout: float = Field(default=30.0, gt=0)
     tomesd_ratio: float = Field(default=0.5, gt=0, lt=1, description="share of tokens tomesd merges")
     safety_backend: Literal["auto", "nudenet", "diffusers", "none"] = "auto"
     safety_checker_path: Path | None = Field(default=None, description="local StableDiffusionSafetyChecker folder")
@@ -45,6 +52,9 @@ class Settings(BaseSettings):
         if self.api_keys is None:
             return []
         return [k.strip() for k in self.api_keys.get_secret_value().split(",") if k.strip()]
+
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'jobs.db'}"
 
     def base_url(self) -> str:
         if self.public_url:

@@ -9,8 +9,10 @@ from fastapi import Depends, Request
 
 from pipelines.postprocess.safety import SafetyFilter
 from pipelines.registry import ModelRegistry
+from server.dispatch import Dispatcher
 from server.gpu_worker import GpuWorker
 from server.jobs import JobStore
+from server.metrics import Metrics
 from server.settings import Settings
 from server.storage import OutputStore
 
@@ -23,6 +25,8 @@ class AppState:
     store: OutputStore
     worker: GpuWorker
     safety: SafetyFilter | None
+    dispatcher: Dispatcher
+    metrics: Metrics
 
 
 def get_state(request: Request) -> AppState:

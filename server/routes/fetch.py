@@ -23,7 +23,7 @@ def _fetch(job_id: int | str | None, state: AppState) -> dict[str, Any]:
     if row is None:
         raise ApiError(f"Request not found: {job_id}")
     if row.status == "success":
-        return success_body(row, state.store, state.settings.inline_base64)
+        return success_body(row, state.store, state.settings.inline_base64, state.jobs.webhook_status(row.id))
     if row.status == "failed":
         raise ApiError(row.error or "Generation failed", id=row.id)
     body = processing_body(row, state.store, state.worker.eta(), state.settings.base_url())

@@ -14,9 +14,9 @@ from pipelines.spec import GenerationSpec
 from server.adapter_fields import resolve_adapters
 from server.auth import require_key
 from server.errors import ApiError
-from server.generation import JobPayload
+from server.job_codec import JobPayload
 from server.gpu_worker import JobFailed, QueueFull, WorkItem
-from server.init_image import load_image_bytes
+from server.init_image import check_url_host, load_image_bytes
 from server.responses import build_meta, processing_body, success_body
 from server.schemas import Img2ImgRequest
 from server.state import AppState, StateDep
@@ -38,7 +38,10 @@ async def _submit(body: Img2ImgRequest, state: AppState) -> tuple[int, WorkItem]
     except ModelNotFound as exc:
         raise ApiError(str(exc)) from None
     if body.webhook is not None:
-        raise ApiError("webhook: webhook delivery is not supported by this sdgate version yet")
+        try:
+            await check_url_host(body.webhook, settings.allow_private_urls)
+        except ApiError:
+            raise ApiError("webhook must be a public http(s) URL") from None
     adapters = await resolve_adapters(body, state.registry.config, model_id, settings)
     if body.safety_checker and state.safety is None:
         raise ApiError(
@@ -62,8 +65,6 @@ async def _submit(body: Img2ImgRequest, state: AppState) -> tuple[int, WorkItem]
     except ImageError as exc:
         raise ApiError(str(exc)) from None
 
-    if state.worker.depth() >= settings.max_queue:
-        raise _queue_full(settings.max_queue)
     seed = body.seed if body.seed is not None else secrets.randbelow(2**32)
     prompt = build_prompt(body.prompt, enhance=body.enhance_prompt, style=style, instance_prompt=entry.instance_prompt)
     negative = build_negative_prompt(body.negative_prompt, style)
@@ -71,8 +72,6 @@ async def _submit(body: Img2ImgRequest, state: AppState) -> tuple[int, WorkItem]
     meta = build_meta(body, model_id=model_id, prompt=prompt, negative_prompt=negative, seed=seed,
                       width=image.width, height=image.height, file_stem=stem,
                       is_sdxl=entry.family == "sdxl", ignored=adapters.ignored) | adapters.meta()
-    params = {"meta": meta, "file_stem": stem, "base64": body.base64, "temp": body.temp}
-    job_id = state.jobs.create(model_id, params, body.webhook, None if body.track_id is None else str(body.track_id))
     spec = GenerationSpec(model_id=model_id, init_image=image, prompt=prompt, negative_prompt=negative,
                           width=image.width, height=image.height, strength=body.strength,
                           steps=body.num_inference_steps, guidance_scale=body.guidance_scale, seed=seed,
@@ -80,13 +79,12 @@ async def _submit(body: Img2ImgRequest, state: AppState) -> tuple[int, WorkItem]
                           algorithm_type=body.algorithm_type, clip_skip=body.clip_skip, tomesd=body.tomesd,
                           tomesd_ratio=settings.tomesd_ratio, adapters=adapters.spec)
     payload = JobPayload(spec, stem, body.base64, body.temp, body.safety_checker, body.safety_checker_type)
-    item = WorkItem(job_id, payload)
+    track_id = None if body.track_id is None else str(body.track_id)
     try:
-        state.worker.submit(item)
+        item = await asyncio.to_thread(state.dispatcher.submit, payload, meta, body.webhook, track_id)
     except QueueFull:
-        state.jobs.fail(job_id, "queue full")
         raise _queue_full(settings.max_queue) from None
-    return job_id, item
+    return item.job_id, item
 
 
 @router.post(PATHS[0], summary="Image to image (ModelsLab v6 compatible)")
@@ -106,7 +104,7 @@ async def img2img(body: Img2ImgRequest, request: Request, state: StateDep) -> di
     row = state.jobs.get(job_id)
     assert row is not None
     if row.status == "success":
-        return success_body(row, state.store, state.settings.inline_base64)
+        return success_body(row, state.store, state.settings.inline_base64, state.jobs.webhook_status(job_id))
     return processing_body(row, state.store, eta, state.settings.base_url())
 
 

@@ -1,10 +1,13 @@
-"""GET /health: liveness plus what an operator wants at a glance."""
+"""Operator routes: GET /health, GET /metrics, POST /api/v3/system_load."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST
+from pydantic import BaseModel
 
+from server.auth import require_key
 from server.state import StateDep
 
 router = APIRouter()
@@ -22,3 +25,21 @@ async def health(state: StateDep) -> JSONResponse:
         "device": state.registry.device,
     }
     return JSONResponse(body, status_code=200 if alive else 503)
+
+
+@router.get("/metrics", summary="Prometheus metrics")
+async def metrics(state: StateDep) -> Response:
+    """Jobs by status, queue depth, queue wait / generation / model-load histograms, webhook attempts."""
+    return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+
+class KeyOnly(BaseModel):
+    key: str | None = None
+
+
+@router.post("/api/v3/system_load", summary="Queue load (hosted v3 shape)")
+async def system_load(body: KeyOnly, request: Request, state: StateDep) -> dict:
+    """Unfinished jobs and the estimated seconds to drain them."""
+    require_key(body.key, request, state.settings)
+    depth = state.worker.depth()
+    return {"queue_num": depth, "queue_time": round(state.worker.average_seconds() * depth, 2), "status": "ok"}

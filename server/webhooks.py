@@ -1,0 +1,88 @@
+"""Webhook delivery from the outbox: POST the job's final body, retry with backoff and jitter, sign it.
+
+Runs as one asyncio task in the server process. Deliveries are rows (server/jobs.py), so retries
+survive restarts; a receiver may see a delivery more than once and should dedupe on id / track_id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from server.errors import ApiError
+from server.init_image import check_url_host
+from server.jobs import Delivery, JobRow, JobStore
+from server.metrics import Metrics
+from server.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "X-Sdgate-Signature"
+TIMESTAMP_HEADER = "X-Sdgate-Timestamp"
+
+
+def sign(body: bytes, secret: str) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def backoff_seconds(attempt: int, base: float, jitter: float = 0.25) -> float:
+    """base, 2*base, 4*base, ... after attempts 1, 2, 3; jitter spreads retries of many failed deliveries."""
+    return base * 2 ** (attempt - 1) * (1 + random.uniform(0, jitter))
+
+
+class WebhookSender:
+    def __init__(self, jobs: JobStore, body_for: Callable[[JobRow], dict[str, Any]], settings: Settings,
+                 metrics: Metrics) -> None:
+        self.jobs = jobs
+        self.body_for = body_for
+        self.settings = settings
+        self.metrics = metrics
+
+    async def run_forever(self, poll_seconds: float = 0.25) -> None:
+        async with httpx.AsyncClient(timeout=self.settings.webhook_timeout, follow_redirects=False) as client:
+            while True:
+                try:
+                    await self.deliver_due(client)
+                except Exception:  # the sender must outlive any single bad delivery or DB hiccup
+                    log.exception("webhook sender pass failed")
+                await asyncio.sleep(poll_seconds)
+
+    async def deliver_due(self, client: httpx.AsyncClient) -> int:
+        due = await asyncio.to_thread(self.jobs.due_deliveries, time.time())
+        for delivery in due:
+            await self._attempt(client, delivery)
+        return len(due)
+
+    async def _attempt(self, client: httpx.AsyncClient, delivery: Delivery) -> None:
+        row = await asyncio.to_thread(self.jobs.get, delivery.job_id)
+        assert row is not None
+        body = json.dumps(self.body_for(row)).encode()
+        headers = {"Content-Type": "application/json", TIMESTAMP_HEADER: str(int(time.time()))}
+        if self.settings.webhook_secret is not None:
+            headers[SIGNATURE_HEADER] = sign(body, self.settings.webhook_secret.get_secret_value())
+        attempt = delivery.attempts + 1
+        status_code, error, final = None, None, attempt >= self.settings.webhook_max_attempts
+        try:
+            await check_url_host(delivery.url, self.settings.allow_private_urls)
+            response = await client.post(delivery.url, content=body, headers=headers)
+            status_code = response.status_code
+            if not 200 <= status_code < 300:
+                error = f"HTTP {status_code}"
+        except ApiError as exc:
+            error, final = exc.message, True  # a refused address will not become acceptable by retrying
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}"
+        next_at = None if error is None or final else time.time() + backoff_seconds(attempt, self.settings.webhook_backoff)
+        outcome = "delivered" if error is None else "failed" if final else "retry"
+        self.metrics.webhook_attempts.labels(outcome).inc()
+        log.info("webhook job=%s attempt=%d outcome=%s %s", delivery.job_id, attempt, outcome, error or "")
+        await asyncio.to_thread(self.jobs.record_attempt, delivery, status_code, error, next_at, final)
