@@ -32,7 +32,9 @@ def _serve(args: argparse.Namespace) -> int:
     except (ConfigError, UnsafeSettings) as exc:
         print(f"sdgate: {exc}", file=sys.stderr)
         return 2
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    # On SIGTERM uvicorn stops accepting and waits for open requests; the lifespan then lets the running job finish.
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info",
+                timeout_graceful_shutdown=int(settings.shutdown_grace) or None)
     return 0
 
 
