@@ -15,6 +15,7 @@ from server.errors import ApiError
 from server.init_image import load_image_bytes
 from server.schemas import Img2ImgRequest
 from server.settings import Settings
+from server.url_guard import UrlGuard
 
 
 @dataclass
@@ -65,7 +66,7 @@ def _loras(body: Img2ImgRequest, config: RegistryConfig, model_id: str, model: M
 
 
 async def _ip_adapter(body: Img2ImgRequest, config: RegistryConfig, model_id: str, model: ModelEntry,
-                      settings: Settings) -> IpAdapterRequest | None:
+                      settings: Settings, guard: UrlGuard) -> IpAdapterRequest | None:
     if body.ip_adapter_id is None:
         return None
     if body.ip_adapter_id not in config.ip_adapters:
@@ -73,8 +74,7 @@ async def _ip_adapter(body: Img2ImgRequest, config: RegistryConfig, model_id: st
     _check_family("ip_adapter_id", body.ip_adapter_id, config.ip_adapters[body.ip_adapter_id].family, model_id, model)
     if not body.ip_adapter_image:
         raise ApiError("ip_adapter_image is required with ip_adapter_id")
-    data = await load_image_bytes(body.ip_adapter_image, base64_mode=body.base64, allow_private=settings.allow_private_urls,
-                                  timeout=settings.fetch_timeout, max_bytes=settings.max_download_bytes)
+    data = await load_image_bytes(body.ip_adapter_image, base64_mode=body.base64, guard=guard, field="ip_adapter_image")
     try:
         image = await asyncio.to_thread(decode_image, data, what="ip_adapter_image", max_pixels=settings.max_image_pixels)
     except ImageError as exc:
@@ -82,8 +82,8 @@ async def _ip_adapter(body: Img2ImgRequest, config: RegistryConfig, model_id: st
     return IpAdapterRequest(body.ip_adapter_id, image, body.ip_adapter_scale)
 
 
-async def resolve_adapters(body: Img2ImgRequest, config: RegistryConfig, model_id: str, settings: Settings
-                           ) -> ResolvedAdapters:
+async def resolve_adapters(body: Img2ImgRequest, config: RegistryConfig, model_id: str, settings: Settings,
+                           guard: UrlGuard) -> ResolvedAdapters:
     model = config.models[model_id]
     ignored: list[str] = []
     loras = _loras(body, config, model_id, model, ignored)
@@ -101,6 +101,6 @@ async def resolve_adapters(body: Img2ImgRequest, config: RegistryConfig, model_i
             continue
         _check_family("embeddings_model", embedding_id, config.embeddings[embedding_id].family, model_id, model)
         embeddings.append(embedding_id)
-    ip_adapter = await _ip_adapter(body, config, model_id, model, settings)
+    ip_adapter = await _ip_adapter(body, config, model_id, model, settings, guard)
     spec = AdapterSpec(loras=loras, vae=vae, embeddings=tuple(dict.fromkeys(embeddings)), ip_adapter=ip_adapter)
     return ResolvedAdapters(spec, ignored)

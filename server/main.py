@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import AsyncIterator
 
@@ -24,6 +25,7 @@ from server.routes import fetch, files, img2img, ops
 from server.settings import Settings, check_keys_required
 from server.state import AppState
 from server.storage import OutputStore
+from server.url_guard import UrlGuard
 from server.webhooks import WebhookSender
 
 log = logging.getLogger(__name__)
@@ -52,7 +54,8 @@ def build_state(settings: Settings) -> AppState:
     worker = GpuWorker(runner)
     metrics.watch_queue(worker.depth)
     dispatcher = Dispatcher(jobs, worker, settings.data_dir, settings.max_queue, settings.max_attempts)
-    return AppState(settings, registry, jobs, store, worker, safety, dispatcher, metrics)
+    guard = UrlGuard(settings.allow_private_urls, settings.fetch_timeout, settings.max_download_bytes)
+    return AppState(settings, registry, jobs, store, worker, safety, dispatcher, metrics, guard)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -66,7 +69,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         def body_for(row: JobRow) -> dict:
             return webhook_body(row, state.store, state.settings.inline_base64)
 
-        sender = WebhookSender(state.jobs, body_for, state.settings, state.metrics)
+        webhook_guard = dataclasses.replace(state.url_guard, timeout=state.settings.webhook_timeout)
+        sender = WebhookSender(state.jobs, body_for, state.settings, state.metrics, webhook_guard)
         tasks = [
             asyncio.create_task(_sweep_temp_forever(state.store, state.settings.sweep_interval)),
             asyncio.create_task(sender.run_forever()),

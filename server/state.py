@@ -15,6 +15,7 @@ from server.jobs import JobStore
 from server.metrics import Metrics
 from server.settings import Settings
 from server.storage import OutputStore
+from server.url_guard import UrlGuard
 
 
 @dataclass
@@ -27,6 +28,7 @@ class AppState:
     safety: SafetyFilter | None
     dispatcher: Dispatcher
     metrics: Metrics
+    url_guard: UrlGuard
 
 
 def get_state(request: Request) -> AppState:

@@ -16,13 +16,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import httpx
-
-from server.errors import ApiError
-from server.init_image import check_url_host
 from server.jobs import Delivery, JobRow, JobStore
 from server.metrics import Metrics
 from server.settings import Settings
+from server.url_guard import UrlFetchFailed, UrlGuard, UrlRefused
 
 log = logging.getLogger(__name__)
 
@@ -41,28 +38,28 @@ def backoff_seconds(attempt: int, base: float, jitter: float = 0.25) -> float:
 
 class WebhookSender:
     def __init__(self, jobs: JobStore, body_for: Callable[[JobRow], dict[str, Any]], settings: Settings,
-                 metrics: Metrics) -> None:
+                 metrics: Metrics, guard: UrlGuard) -> None:
+        self.guard = guard
         self.jobs = jobs
         self.body_for = body_for
         self.settings = settings
         self.metrics = metrics
 
     async def run_forever(self, poll_seconds: float = 0.25) -> None:
-        async with httpx.AsyncClient(timeout=self.settings.webhook_timeout, follow_redirects=False) as client:
-            while True:
-                try:
-                    await self.deliver_due(client)
-                except Exception:  # the sender must outlive any single bad delivery or DB hiccup
-                    log.exception("webhook sender pass failed")
-                await asyncio.sleep(poll_seconds)
+        while True:
+            try:
+                await self.deliver_due()
+            except Exception:  # the sender must outlive any single bad delivery or DB hiccup
+                log.exception("webhook sender pass failed")
+            await asyncio.sleep(poll_seconds)
 
-    async def deliver_due(self, client: httpx.AsyncClient) -> int:
+    async def deliver_due(self) -> int:
         due = await asyncio.to_thread(self.jobs.due_deliveries, time.time())
         for delivery in due:
-            await self._attempt(client, delivery)
+            await self._attempt(delivery)
         return len(due)
 
-    async def _attempt(self, client: httpx.AsyncClient, delivery: Delivery) -> None:
+    async def _attempt(self, delivery: Delivery) -> None:
         row = await asyncio.to_thread(self.jobs.get, delivery.job_id)
         assert row is not None
         body = json.dumps(self.body_for(row)).encode()
@@ -72,15 +69,13 @@ class WebhookSender:
         attempt = delivery.attempts + 1
         status_code, error, final = None, None, attempt >= self.settings.webhook_max_attempts
         try:
-            await check_url_host(delivery.url, self.settings.allow_private_urls)
-            response = await client.post(delivery.url, content=body, headers=headers)
-            status_code = response.status_code
+            status_code = await self.guard.post(delivery.url, body, headers)
             if not 200 <= status_code < 300:
                 error = f"HTTP {status_code}"
-        except ApiError as exc:
-            error, final = exc.message, True  # a refused address will not become acceptable by retrying
-        except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}"
+        except UrlRefused as exc:
+            error, final = exc.reason, True  # a refused address will not become acceptable by retrying
+        except UrlFetchFailed as exc:
+            error = str(exc)
         next_at = None if error is None or final else time.time() + backoff_seconds(attempt, self.settings.webhook_backoff)
         outcome = "delivered" if error is None else "failed" if final else "retry"
         self.metrics.webhook_attempts.labels(outcome).inc()

@@ -16,7 +16,8 @@ from server.auth import require_key
 from server.errors import ApiError
 from server.job_codec import JobPayload
 from server.gpu_worker import JobFailed, QueueFull, WorkItem
-from server.init_image import check_url_host, load_image_bytes
+from server.init_image import load_image_bytes
+from server.url_guard import UrlFetchFailed, UrlRefused
 from server.responses import build_meta, processing_body, success_body
 from server.schemas import Img2ImgRequest
 from server.state import AppState, StateDep
@@ -39,10 +40,10 @@ async def _submit(body: Img2ImgRequest, state: AppState) -> tuple[int, WorkItem]
         raise ApiError(str(exc)) from None
     if body.webhook is not None:
         try:
-            await check_url_host(body.webhook, settings.allow_private_urls)
-        except ApiError:
+            await state.url_guard.pin(body.webhook)
+        except (UrlRefused, UrlFetchFailed):
             raise ApiError("webhook must be a public http(s) URL") from None
-    adapters = await resolve_adapters(body, state.registry.config, model_id, settings)
+    adapters = await resolve_adapters(body, state.registry.config, model_id, settings, state.url_guard)
     if body.safety_checker and state.safety is None:
         raise ApiError(
             "safety_checker is on but this server has no NSFW detector installed; "
@@ -52,13 +53,7 @@ async def _submit(body: Img2ImgRequest, state: AppState) -> tuple[int, WorkItem]
         style = get_style(body.enhance_style) if body.enhance_style else None
     except UnknownStyle as exc:
         raise ApiError(str(exc)) from None
-    data = await load_image_bytes(
-        body.init_image,
-        base64_mode=body.base64,
-        allow_private=settings.allow_private_urls,
-        timeout=settings.fetch_timeout,
-        max_bytes=settings.max_download_bytes,
-    )
+    data = await load_image_bytes(body.init_image, base64_mode=body.base64, guard=state.url_guard)
     try:
         image = await asyncio.to_thread(decode_image, data, max_pixels=settings.max_image_pixels)
         image = await asyncio.to_thread(fit_to_output, image, settings.max_side)
