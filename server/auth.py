@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import hmac
+import logging
 
 from fastapi import Request
 
 from server.errors import ApiError
+from server.limits import KeyFailureThrottle
 from server.settings import Settings
+
+log = logging.getLogger(__name__)
 
 INVALID_KEY = "Invalid API key"
 
@@ -21,17 +25,24 @@ def presented_key(body_key: str | None, request: Request) -> str | None:
     return request.headers.get("key") or None
 
 
-def require_key(body_key: str | None, request: Request, settings: Settings) -> None:
-    """Raise InvalidKey unless the key is accepted. Keyless servers (loopback only) accept any key."""
+def require_key(body_key: str | None, request: Request, settings: Settings, throttle: KeyFailureThrottle) -> None:
+    """Raise unless the key is accepted. Keyless servers (loopback only) accept any key.
+
+    The key itself never appears in a log line or an answer.
+    """
     keys = settings.key_list()
     if not keys:
         return
+    address = request.client.host if request.client else "unknown"
+    wait = throttle.blocked_for(address)
+    if wait:
+        raise ApiError("Too many failed API key attempts; try again later", http_status=429, retry_after=int(wait) + 1)
     key = presented_key(body_key, request)
-    if key is None:
-        raise ApiError(INVALID_KEY)
     # Compare against every key, without early exit, so timing reveals neither the key nor which one matched.
     matched = False
     for candidate in keys:
-        matched |= hmac.compare_digest(key.encode(), candidate.encode())
+        matched |= key is not None and hmac.compare_digest(key.encode(), candidate.encode())
     if not matched:
+        throttle.record_failure(address)
+        log.warning("rejected API key from %s", address)
         raise ApiError(INVALID_KEY)

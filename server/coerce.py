@@ -29,6 +29,9 @@ def to_number(field: str, value: Any) -> float:
     if isinstance(value, (int, float)):
         number = float(value)
     elif isinstance(value, str):
+        if not value.isascii():
+            # float() also reads other scripts' digits ("٣"); the hosted API's clients send ASCII numbers.
+            raise ValueError(f"{field} must be a number")
         try:
             number = float(value.strip())
         except ValueError:

@@ -36,6 +36,8 @@ def describe_validation_error(errors: list[dict[str, Any]]) -> str:
     first = errors[0]
     if first["type"] in ("json_invalid", "model_attributes_type", "dict_type", "model_type"):
         return "Invalid JSON body"
+    if first["type"] == "missing" and tuple(first.get("loc", ())) == ("body",):
+        return "Invalid JSON body"  # an empty body or JSON null
     field = next((str(p) for p in reversed(first.get("loc", ())) if p != "body"), "request")
     if first["type"] == "missing":
         return f"{field} is required"
@@ -57,6 +59,9 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400:
+        # FastAPI's own "error parsing the body" (bytes that are not UTF-8 / JSON): a bad input like any other.
+        return JSONResponse(error_body("Invalid JSON body"))
     message = "Not found" if exc.status_code == 404 else str(exc.detail)
     return JSONResponse(error_body(message), status_code=exc.status_code)
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 from PIL import Image
 
 from pipelines.adapters import AdapterError, AdapterStore
@@ -25,6 +26,7 @@ from server.storage import OutputStore
 log = logging.getLogger(__name__)
 
 INTERNAL_ERROR = "Internal server error. Please try again."
+OUT_OF_MEMORY = "The GPU ran out of memory for this job; try fewer samples or a smaller init_image."
 
 
 @dataclass
@@ -57,6 +59,12 @@ class JobRunner:
         except (ModelNotAvailable, AdapterError) as exc:
             self._fail(item, str(exc))
             raise JobFailed(str(exc)) from exc
+        except torch.cuda.OutOfMemoryError as exc:
+            # Give the cached blocks back so the next job starts from a clean allocator.
+            torch.cuda.empty_cache()
+            log.warning("job %s ran out of GPU memory", item.job_id)
+            self._fail(item, OUT_OF_MEMORY)
+            raise JobFailed(OUT_OF_MEMORY, http_status=500) from exc
         except Exception as exc:
             log.exception("job %s failed in the pipeline", item.job_id)
             self._fail(item, INTERNAL_ERROR)

@@ -19,6 +19,7 @@ from server.errors import register_error_handlers
 from server.generation import JobRunner
 from server.gpu_worker import GpuWorker
 from server.jobs import JobRow, JobStore, make_engine
+from server.limits import BodySizeLimit, KeyFailureThrottle
 from server.metrics import Metrics
 from server.responses import webhook_body
 from server.routes import fetch, files, img2img, ops
@@ -55,13 +56,17 @@ def build_state(settings: Settings) -> AppState:
     metrics.watch_queue(worker.depth)
     dispatcher = Dispatcher(jobs, worker, settings.data_dir, settings.max_queue, settings.max_attempts)
     guard = UrlGuard(settings.allow_private_urls, settings.fetch_timeout, settings.max_download_bytes)
-    return AppState(settings, registry, jobs, store, worker, safety, dispatcher, metrics, guard)
+    throttle = KeyFailureThrottle(settings.key_failures_per_minute)
+    return AppState(settings, registry, jobs, store, worker, safety, dispatcher, metrics, guard, throttle)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state = build_state(settings or Settings())
+        assert settings is not None
+        state = build_state(settings)
         app.state.sdgate = state
         state.dispatcher.recover()
         state.worker.start()
@@ -87,6 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="sdgate", version="0.1.0", lifespan=lifespan,
                   description="Self-hosted, drop-in replacement for the ModelsLab img2img API.")
     register_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     for module in (img2img, fetch, files, ops):
         app.include_router(module.router)
     return app

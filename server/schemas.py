@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from pipelines.schedulers import DEFAULT_SCHEDULER, SCHEDULER_NAMES, check_algorithm_type, scheduler_class_name
 from server.coerce import in_range, to_bool, to_int, to_number, to_optional_str
@@ -78,6 +78,15 @@ class Img2ImgRequest(BaseModel):
     temp: bool = Field(default=False, description="Store outputs under /temp/, deleted after 24 hours.")
     webhook: str | None = Field(default=None, description="URL that receives a POST when the job ends.")
     track_id: str | int | None = Field(default=None, description="Echoed in the webhook body.")
+
+    @model_validator(mode="after")
+    def check_at_least_one_denoising_step(self) -> "Img2ImgRequest":
+        # img2img runs int(steps * strength) steps; zero would crash inside diffusers.
+        if int(self.num_inference_steps * self.strength) < 1:
+            raise ValueError(
+                "strength x num_inference_steps gives no denoising step; raise strength or num_inference_steps"
+            )
+        return self
 
     @field_validator("samples", "num_inference_steps", "clip_skip", mode="before")
     @classmethod

@@ -31,6 +31,12 @@ class Settings(BaseSettings):
     fetch_timeout: float = Field(default=15.0, gt=0, description="seconds for one init_image download")
     max_download_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
     max_image_pixels: int = Field(default=40_000_000, gt=0)
+    max_body_bytes: int = Field(default=32 * 1024 * 1024, gt=0, description="largest accepted HTTP request body")
+    max_prompt_chars: int = Field(default=10_000, gt=0, description="longest prompt / negative_prompt")
+    max_request_pixels: int = Field(
+        default=4 * 1024 * 1024, gt=0, description="samples x output width x height allowed in one request"
+    )
+    key_failures_per_minute: int = Field(default=20, ge=1, description="bad keys per client address before 429")
     temp_ttl: float = Field(default=24 * 3600, gt=0, description="seconds a temp=yes file lives")
     sweep_interval: float = Field(default=600, gt=0, description="seconds between temp-file sweeps")
     database_url: str | None = Field(default=None, description="SQLAlchemy URL; default SQLite in the data dir")

@@ -12,6 +12,7 @@ from pipelines.registry import ModelRegistry
 from server.dispatch import Dispatcher
 from server.gpu_worker import GpuWorker
 from server.jobs import JobStore
+from server.limits import KeyFailureThrottle
 from server.metrics import Metrics
 from server.settings import Settings
 from server.storage import OutputStore
@@ -29,6 +30,7 @@ class AppState:
     dispatcher: Dispatcher
     metrics: Metrics
     url_guard: UrlGuard
+    key_throttle: KeyFailureThrottle
 
 
 def get_state(request: Request) -> AppState:

@@ -143,9 +143,10 @@ def b64_png(size: tuple[int, int] = (32, 32)) -> str:
 
 
 class LiveServer:
-    def __init__(self, port: int, process: subprocess.Popen) -> None:
+    def __init__(self, port: int, process: subprocess.Popen, log: Path) -> None:
         self.port = port
         self.process = process
+        self.log = log
         self.url = f"http://127.0.0.1:{port}"
 
 
@@ -168,7 +169,7 @@ def start_server(args: list[str], env: dict[str, str], port: int, log: Path, tim
             raise RuntimeError(f"sdgate serve exited with {process.returncode}:\n{log.read_text()}")
         try:
             if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return LiveServer(port, process)
+                return LiveServer(port, process, log)
         except httpx.HTTPError:
             time.sleep(0.3)
     process.kill()

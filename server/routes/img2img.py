@@ -19,6 +19,7 @@ from server.gpu_worker import JobFailed, QueueFull, WorkItem
 from server.init_image import load_image_bytes
 from server.url_guard import UrlFetchFailed, UrlRefused
 from server.responses import build_meta, processing_body, success_body
+from server.response_models import JOB_RESPONSES
 from server.schemas import Img2ImgRequest
 from server.state import AppState, StateDep
 
@@ -33,6 +34,9 @@ def _queue_full(max_queue: int) -> ApiError:
 
 async def _submit(body: Img2ImgRequest, state: AppState) -> tuple[int, WorkItem]:
     settings = state.settings
+    for name, text in (("prompt", body.prompt), ("negative_prompt", body.negative_prompt or "")):
+        if len(text) > settings.max_prompt_chars:
+            raise ApiError(f"{name} is longer than {settings.max_prompt_chars} characters")
     model_id = body.model_id or state.registry.config.default_model_id() or ""
     try:
         entry = state.registry.entry(model_id)
@@ -59,6 +63,9 @@ async def _submit(body: Img2ImgRequest, state: AppState) -> tuple[int, WorkItem]
         image = await asyncio.to_thread(fit_to_output, image, settings.max_side)
     except ImageError as exc:
         raise ApiError(str(exc)) from None
+    if body.samples * image.width * image.height > settings.max_request_pixels:
+        raise ApiError(f"samples x output size ({body.samples} x {image.width}x{image.height}) exceeds this server's "
+                       f"limit of {settings.max_request_pixels} pixels per request")
 
     seed = body.seed if body.seed is not None else secrets.randbelow(2**32)
     prompt = build_prompt(body.prompt, enhance=body.enhance_prompt, style=style, instance_prompt=entry.instance_prompt)
@@ -82,10 +89,10 @@ async def _submit(body: Img2ImgRequest, state: AppState) -> tuple[int, WorkItem]
     return item.job_id, item
 
 
-@router.post(PATHS[0], summary="Image to image (ModelsLab v6 compatible)")
+@router.post(PATHS[0], summary="Image to image (ModelsLab v6 compatible)", response_model=None, responses=JOB_RESPONSES)
 async def img2img(body: Img2ImgRequest, request: Request, state: StateDep) -> dict:
     """Generate images from init_image and prompt; answers success, or processing when it takes too long."""
-    require_key(body.key, request, state.settings)
+    require_key(body.key, request, state.settings, state.key_throttle)
     job_id, item = await _submit(body, state)
     eta = state.worker.eta()
     timeout = state.settings.sync_timeout

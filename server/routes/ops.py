@@ -40,6 +40,6 @@ class KeyOnly(BaseModel):
 @router.post("/api/v3/system_load", summary="Queue load (hosted v3 shape)")
 async def system_load(body: KeyOnly, request: Request, state: StateDep) -> dict:
     """Unfinished jobs and the estimated seconds to drain them."""
-    require_key(body.key, request, state.settings)
+    require_key(body.key, request, state.settings, state.key_throttle)
     depth = state.worker.depth()
     return {"queue_num": depth, "queue_time": round(state.worker.average_seconds() * depth, 2), "status": "ok"}

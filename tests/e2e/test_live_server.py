@@ -27,6 +27,7 @@ def test_official_python_sdk_img2img_and_fetch(live_server: LiveServer, image_se
     assert httpx.get(answer["output"][0]).headers["content-type"] == "image/png"
     fetched = api.fetch(str(answer["id"]))
     assert fetched["status"] == "success" and fetched["output"] == answer["output"]
+    assert "sdk-key" not in live_server.log.read_text()  # keys are never logged
 
 
 def test_readme_example_script(live_server: LiveServer) -> None:

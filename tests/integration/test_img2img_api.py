@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from server.main import create_app
-from tests.conftest import ImageServer, b64_png, make_settings
+from tests.conftest import ImageServer, WebhookReceiver, b64_png, make_settings
 
 API = "/api/v6/images/img2img"
 ERROR_KEYS = {"status", "message", "messege"}
@@ -258,13 +258,16 @@ def broken_models(tiny_dir: Path, tmp_path: Path) -> Path:
     return config
 
 
-def test_model_failures_fail_the_job_only(tiny_dir: Path, tmp_path: Path, body: dict, broken_models: Path) -> None:
+def test_model_failures_fail_the_job_only(tiny_dir: Path, tmp_path: Path, body: dict, broken_models: Path,
+                                          receiver: WebhookReceiver) -> None:
     with app_client(tiny_dir, tmp_path / "data", config=broken_models) as app:
         missing = app.post(API, json={**body, "model_id": "not-pulled"}).json()
         assert is_error(missing, "Model not-pulled is not available on this server yet; run `sdgate pull not-pulled`")
-        crash = app.post(API, json={**body, "model_id": "broken"})
+        crash = app.post(API, json={**body, "model_id": "broken", "webhook": receiver.url})
         assert crash.status_code == 500 and is_error(crash.json(), "Internal server error. Please try again.")
         assert "Traceback" not in crash.text and isinstance(crash.json()["id"], int)
         failed = app.post(f"/api/v6/images/fetch/{crash.json()['id']}", json={}).json()
         assert is_error(failed, "Internal server error")
         assert app.post(API, json=body).json()["status"] == "success"
+        receiver.wait_for(1)
+        assert receiver.received[0][1].startswith(b'{"status": "failed"')

@@ -43,3 +43,12 @@ def test_rejects_non_images_and_other_formats(data: bytes) -> None:
 def test_decompression_bomb_is_refused() -> None:
     with pytest.raises(ImageError, match="too large"):
         decode_image(encoded("PNG"), max_pixels=16)
+
+
+def test_exif_orientation_is_applied() -> None:
+    image = Image.new("RGB", (40, 20), (200, 10, 10))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 CW to view": a phone photo taken in portrait
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", exif=exif)
+    assert decode_image(buffer.getvalue()).size == (20, 40)
