@@ -29,23 +29,37 @@ class PullError(RuntimeError):
 
 
 def download_url(url: str, target: Path, sha256: str | None) -> Path:
+    """Stream url to target via target.partial, resuming a partial file with a Range request."""
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".partial")
-    digest = hashlib.sha256()
-    with httpx.stream("GET", url, follow_redirects=True, timeout=60) as response:
-        if response.status_code != 200:
+    have = partial.stat().st_size if partial.exists() else 0
+    headers = {"Range": f"bytes={have}-"} if have else {}
+    with httpx.stream("GET", url, follow_redirects=True, timeout=60, headers=headers) as response:
+        if response.status_code == 200:
+            have = 0  # the server ignored the Range header: start over
+        elif response.status_code != 206:
             raise PullError(f"{url}: HTTP {response.status_code}")
-        total = int(response.headers.get("content-length", 0)) or None
-        with partial.open("wb") as out, tqdm(total=total, unit="B", unit_scale=True, desc=target.name) as bar:
+        length = int(response.headers.get("content-length", 0))
+        with partial.open("ab" if have else "wb") as out, tqdm(
+            total=have + length or None, initial=have, unit="B", unit_scale=True, desc=target.name
+        ) as bar:
             for chunk in response.iter_bytes():
                 out.write(chunk)
-                digest.update(chunk)
                 bar.update(len(chunk))
-    if sha256 and digest.hexdigest() != sha256.lower():
+    digest = _sha256(partial)
+    if sha256 and digest != sha256.lower():
         partial.unlink()
-        raise PullError(f"{url}: checksum mismatch (expected {sha256}, got {digest.hexdigest()})")
+        raise PullError(f"{url}: checksum mismatch (expected {sha256}, got {digest})")
     partial.replace(target)
     return target
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def pull_entry(entry_id: str, entry: SourceEntry, data_dir: Path) -> str:
@@ -91,3 +105,43 @@ def pull(config: RegistryConfig, data_dir: Path, ids: list[str]) -> int:
             print(f"{entry_id}: FAILED: {exc}")
             failed += 1
     return 1 if failed else 0
+
+
+def _files_size(paths: list[Path]) -> int:
+    return sum(p.stat().st_size for p in paths if p.is_file())
+
+
+def local_status(entry_id: str, entry: SourceEntry, data_dir: Path) -> tuple[bool, int]:
+    """(present on this machine, bytes on disk), without any network access."""
+    try:
+        if entry.path is not None:
+            return entry.path.exists(), _files_size(list(entry.path.rglob("*"))) if entry.path.exists() else 0
+        if entry.file is not None:
+            return entry.file.is_file(), _files_size([entry.file])
+        if entry.repo is not None and entry.filename is not None:
+            path = Path(hf_hub_download(entry.repo, entry.filename, revision=entry.revision, local_files_only=True))
+            return True, _files_size([path])
+        if entry.repo is not None:
+            patterns = DIFFUSERS_PATTERNS
+            if isinstance(entry, IpAdapterEntry):
+                patterns = [f"{entry.subfolder}/{entry.weight}".lstrip("/"), f"{entry.image_encoder}/*"]
+            folder = Path(snapshot_download(entry.repo, revision=entry.revision, allow_patterns=patterns,
+                                            local_files_only=True))
+            return True, _files_size([p.resolve() for p in folder.rglob("*")])
+    except (OSError, ValueError):
+        return False, 0
+    assert entry.url is not None
+    target = downloads_dir(data_dir) / entry_id / entry.url.rsplit("/", 1)[-1]
+    return target.is_file(), _files_size([target])
+
+
+def list_models(config: RegistryConfig, data_dir: Path) -> list[dict[str, object]]:
+    """Every registry entry with its kind, family, source and local status (for `sdgate models`)."""
+    rows = []
+    for kind in ("models", "loras", "vaes", "embeddings", "ip_adapters"):
+        for entry_id, entry in getattr(config, kind).items():
+            present, size = local_status(entry_id, entry, data_dir)
+            source = entry.repo or entry.url or str(entry.path or entry.file)
+            rows.append({"id": entry_id, "kind": kind, "family": entry.family, "source": source,
+                         "local": present, "bytes": size})
+    return rows

@@ -114,6 +114,13 @@ class ModelRegistry:
                 log.info("evicted model %s", evicted)
         return loaded
 
+    def reload(self, model_id: str) -> LoadedModel:
+        """Drop the loaded copy (if any) and load the model's files again."""
+        self.entry(model_id)
+        with self._lock:
+            self._cache.pop(model_id, None)
+        return self.get(model_id)
+
     def _load(self, model_id: str, entry: ModelEntry) -> LoadedModel:
         cls = PIPELINE_CLASSES[entry.family]
         started = time.perf_counter()

@@ -18,22 +18,23 @@ def _serve(args: argparse.Namespace) -> int:
     # transformers prints a multi-line "LOAD REPORT" for every LoRA load; keep the server log readable.
     transformers.logging.set_verbosity_error()
 
-    from pipelines.config import ConfigError, load_config
-    from server.main import create_app
-    from server.settings import Settings, UnsafeSettings, check_keys_required
+    from pipelines.config import ConfigError
+    from server.logging_setup import configure_logging
+    from server.main import create_app, validate_startup
+    from server.settings import Settings, UnsafeSettings
 
     overrides = {k: v for k, v in {"config": args.config, "host": args.host, "port": args.port,
                                    "data_dir": args.data_dir}.items() if v is not None}
     settings = Settings(**overrides)
     try:
-        # Fail fast, before binding the port: a keyless public host or a bad models.yaml.
-        check_keys_required(settings)
-        load_config(settings.config)
+        # Fail fast, before binding the port: a keyless public host, a bad models.yaml, unknown preload ids.
+        validate_startup(settings)
     except (ConfigError, UnsafeSettings) as exc:
         print(f"sdgate: {exc}", file=sys.stderr)
         return 2
     # On SIGTERM uvicorn stops accepting and waits for open requests; the lifespan then lets the running job finish.
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info",
+    configure_logging(settings.log_format)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None,
                 timeout_graceful_shutdown=int(settings.shutdown_grace) or None)
     return 0
 
@@ -54,6 +55,22 @@ def _pull(args: argparse.Namespace) -> int:
     return pull(config, data_dir, args.ids)
 
 
+def _models(args: argparse.Namespace) -> int:
+    from pipelines.config import load_config
+    from pipelines.pull import list_models
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    config = load_config(Path(args.config or os.environ.get("SDGATE_CONFIG", "models.yaml")))
+    data_dir = Path(args.data_dir or os.environ.get("SDGATE_DATA_DIR", "data"))
+    rows = list_models(config, data_dir)
+    print(f"{'ID':34} {'KIND':12} {'FAMILY':6} {'STATUS':8} {'SIZE':>10}  SOURCE")
+    for row in rows:
+        size = f"{row['bytes'] / 1e6:.1f} MB" if row["bytes"] else "-"
+        status = "local" if row["local"] else "missing"
+        print(f"{row['id']:34} {row['kind']:12} {row['family']:6} {status:8} {size:>10}  {row['source']}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     parser = argparse.ArgumentParser(prog="sdgate", description="Self-hosted ModelsLab-compatible img2img server")
@@ -72,6 +89,10 @@ def main(argv: list[str] | None = None) -> int:
     pull.add_argument("--config")
     pull.add_argument("--data-dir")
     pull.set_defaults(func=_pull)
+    models = sub.add_parser("models", help="list registered models and adapters with local/missing status and size")
+    models.add_argument("--config")
+    models.add_argument("--data-dir")
+    models.set_defaults(func=_models)
     args = parser.parse_args(argv)
     return int(args.func(args))
 

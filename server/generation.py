@@ -49,7 +49,9 @@ class JobRunner:
         started = time.perf_counter()
         try:
             model = self.registry.get(payload.spec.model_id)
+            load_seconds = time.perf_counter() - started
             result = run_img2img(model, payload.spec, self.adapters, self.max_loras)
+            result.timings["load"] = load_seconds
             images, flags = result.images, [False] * len(result.images)
             if payload.safety_checker:
                 # The route refuses safety_checker=yes when no detector exists, so this is never a silent pass.
@@ -73,8 +75,10 @@ class JobRunner:
         self._forget_inputs(payload.file_stem)
         self.metrics.jobs.labels("success").inc()
         self.metrics.generation.observe(record["generation_time"])
-        log.info("job %s done model=%s queue=%.3fs timings=%s", item.job_id, payload.spec.model_id, queued_for,
-                 record["timings"])
+        timings = {"queue": round(queued_for, 4), **record["timings"]}
+        log.info("job %s success model=%s %s", item.job_id, payload.spec.model_id,
+                 " ".join(f"{k}={v:.3f}s" for k, v in timings.items()),
+                 extra={"job_id": item.job_id, "model_id": payload.spec.model_id, "timings": timings})
         return record
 
     def _store(self, payload: JobPayload, result: GenerationResult, images: list[Image.Image], flags: list[bool],

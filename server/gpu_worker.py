@@ -38,6 +38,14 @@ class WorkItem:
     future: Future = field(default_factory=Future)
 
 
+@dataclass
+class _Call:
+    """Non-job work that must run on the GPU thread (model loads, warm-up), in queue order."""
+
+    fn: Callable[[], Any]
+    future: Future = field(default_factory=Future)
+
+
 _STOP = object()
 
 
@@ -73,8 +81,14 @@ class GpuWorker:
         self._queue.put_nowait(item)
         return item.future
 
+    def call(self, fn: Callable[[], Any]) -> Future:
+        """Run fn on the worker thread after the jobs queued before it."""
+        item = _Call(fn)
+        self._queue.put_nowait(item)
+        return item.future
+
     def depth(self) -> int:
-        """Jobs waiting plus the one running."""
+        """Jobs waiting plus the one running (model loads queued with call() count too)."""
         return self._queue.qsize() + (1 if self._running else 0)
 
     def average_seconds(self) -> float:
@@ -90,6 +104,12 @@ class GpuWorker:
             item = self._queue.get()
             if item is _STOP:
                 return
+            if isinstance(item, _Call):
+                try:
+                    item.future.set_result(item.fn())
+                except BaseException as exc:  # reported to whoever waits on the future
+                    item.future.set_exception(exc)
+                continue
             self._running = True
             started = time.perf_counter()
             try:

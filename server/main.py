@@ -11,7 +11,8 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from pipelines.adapters import AdapterStore
-from pipelines.config import load_config
+from pipelines.config import ConfigError, RegistryConfig, load_config
+from pipelines.warmup import warm_up
 from pipelines.postprocess.safety import SafetyFilter, load_detector
 from pipelines.registry import ModelRegistry, resolve_device
 from server.dispatch import Dispatcher
@@ -20,9 +21,10 @@ from server.generation import JobRunner
 from server.gpu_worker import GpuWorker
 from server.jobs import JobRow, JobStore, make_engine
 from server.limits import BodySizeLimit, KeyFailureThrottle
+from server.logging_setup import log_request
 from server.metrics import Metrics
 from server.responses import webhook_body
-from server.routes import fetch, files, img2img, ops
+from server.routes import fetch, files, img2img, models, ops
 from server.settings import Settings, check_keys_required
 from server.state import AppState
 from server.storage import OutputStore
@@ -32,16 +34,39 @@ from server.webhooks import WebhookSender
 log = logging.getLogger(__name__)
 
 
+async def _preload(state: AppState) -> None:
+    """Load and warm the SDGATE_PRELOAD models on the GPU thread; /ready turns 200 when all are done."""
+    for model_id in state.settings.preload_ids():
+        state.not_ready_reason = f"loading {model_id}"
+        try:
+            seconds = await asyncio.wrap_future(state.worker.call(lambda m=model_id: warm_up(state.registry, m)))
+        except Exception as exc:
+            state.not_ready_reason = f"preloading {model_id} failed: {exc}"
+            log.error("preload of %s failed: %s", model_id, exc)
+            return
+        log.info("preloaded %s (load %.2fs)", model_id, seconds)
+    state.ready, state.not_ready_reason = True, ""
+
+
 async def _sweep_temp_forever(store: OutputStore, interval: float) -> None:
     while True:
         await asyncio.to_thread(store.sweep_temp)
         await asyncio.sleep(interval)
 
 
-def build_state(settings: Settings) -> AppState:
-    """Everything a running server holds; no model is loaded here (models load on first use)."""
+def validate_startup(settings: Settings) -> RegistryConfig:
+    """Everything that must stop start-up: a keyless public bind, a bad models.yaml, unknown preload ids."""
     check_keys_required(settings)
     config = load_config(settings.config)
+    unknown = [m for m in settings.preload_ids() if m not in config.models]
+    if unknown:
+        raise ConfigError(f"SDGATE_PRELOAD names models that are not in {settings.config}: {unknown}")
+    return config
+
+
+def build_state(settings: Settings) -> AppState:
+    """Everything a running server holds; models load on first use or through SDGATE_PRELOAD."""
+    config = validate_startup(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     metrics = Metrics()
     registry = ModelRegistry(config, settings.data_dir, resolve_device(settings.device), settings.max_loaded_models,
@@ -79,6 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         tasks = [
             asyncio.create_task(_sweep_temp_forever(state.store, state.settings.sweep_interval)),
             asyncio.create_task(sender.run_forever()),
+            asyncio.create_task(_preload(state)),
         ]
         log.info("sdgate ready: %d models registered, device %s", len(state.registry.config.models), state.registry.device)
         try:
@@ -92,7 +118,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="sdgate", version="0.1.0", lifespan=lifespan,
                   description="Self-hosted, drop-in replacement for the ModelsLab img2img API.")
     register_error_handlers(app)
+    app.middleware("http")(log_request)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    for module in (img2img, fetch, files, ops):
+    for module in (img2img, fetch, models, files, ops):
         app.include_router(module.router)
     return app

@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     webhook_max_attempts: int = Field(default=5, ge=1)
     webhook_backoff: float = Field(default=2.0, ge=0, description="seconds before the first retry; doubles each time")
     webhook_timeout: float = Field(default=30.0, gt=0)
+    preload: str | None = Field(default=None, description="comma-separated model ids loaded and warmed at start")
+    log_format: Literal["text", "json"] = "text"
     tomesd_ratio: float = Field(default=0.5, gt=0, lt=1, description="share of tokens tomesd merges")
     safety_backend: Literal["auto", "nudenet", "diffusers", "none"] = "auto"
     safety_checker_path: Path | None = Field(default=None, description="local StableDiffusionSafetyChecker folder")
@@ -58,6 +60,9 @@ class Settings(BaseSettings):
         if self.api_keys is None:
             return []
         return [k.strip() for k in self.api_keys.get_secret_value().split(",") if k.strip()]
+
+    def preload_ids(self) -> list[str]:
+        return [m.strip() for m in (self.preload or "").split(",") if m.strip()]
 
     def db_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'jobs.db'}"

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from concurrent.futures import Future
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -31,6 +32,9 @@ class AppState:
     metrics: Metrics
     url_guard: UrlGuard
     key_throttle: KeyFailureThrottle
+    ready: bool = False
+    not_ready_reason: str = "starting"
+    reloads: dict[str, Future] = field(default_factory=dict)
 
 
 def get_state(request: Request) -> AppState:

@@ -39,6 +39,7 @@ def _fetch(job_id: int | str | None, state: AppState) -> dict[str, Any]:
 async def fetch_by_path(job_id: str, body: FetchRequest, request: Request, state: StateDep) -> dict:
     """The job's success object once done; processing while queued or running."""
     require_key(body.key, request, state.settings, state.key_throttle)
+    request.state.job_id = job_id
     return _fetch(job_id, state)
 
 

@@ -94,6 +94,7 @@ async def img2img(body: Img2ImgRequest, request: Request, state: StateDep) -> di
     """Generate images from init_image and prompt; answers success, or processing when it takes too long."""
     require_key(body.key, request, state.settings, state.key_throttle)
     job_id, item = await _submit(body, state)
+    request.state.job_id = job_id
     eta = state.worker.eta()
     timeout = state.settings.sync_timeout
     try:

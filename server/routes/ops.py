@@ -13,9 +13,18 @@ from server.state import StateDep
 router = APIRouter()
 
 
+@router.get("/ready", summary="Readiness")
+async def ready(state: StateDep) -> JSONResponse:
+    """200 once the SDGATE_PRELOAD models are loaded and warm and the GPU worker is alive; 503 before."""
+    ok = state.ready and state.worker.is_alive()
+    reason = state.not_ready_reason or ("" if state.worker.is_alive() else "GPU worker stopped")
+    return JSONResponse({"status": "ready" if ok else "not_ready", "reason": reason,
+                         "loaded_models": state.registry.loaded_ids()}, status_code=200 if ok else 503)
+
+
 @router.get("/health", summary="Liveness")
 async def health(state: StateDep) -> JSONResponse:
-    """200 while the GPU worker thread is alive, 503 otherwise."""
+    """Liveness only: 200 while the process and its GPU worker thread are alive."""
     alive = state.worker.is_alive()
     body = {
         "status": "ok" if alive else "error",

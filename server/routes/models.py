@@ -1,0 +1,77 @@
+"""Model routes of the hosted API: POST /api/v4/dreambooth/model_list and /api/v6/images/model_reload."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel
+
+from pipelines.pull import local_status
+from pipelines.registry import ModelNotAvailable, ModelNotFound
+from server.auth import require_key
+from server.errors import ApiError
+from server.state import AppState, StateDep
+
+router = APIRouter()
+
+
+class KeyOnly(BaseModel):
+    key: str | None = None
+
+
+class ReloadRequest(BaseModel):
+    key: str | None = None
+    model_id: str | None = None
+
+
+def _model_rows(state: AppState) -> list[dict[str, Any]]:
+    rows = []
+    for model_id, entry in state.registry.config.models.items():
+        present, _ = local_status(model_id, entry, state.settings.data_dir)
+        source = entry.path or entry.file
+        created = None
+        if present and source is not None:
+            created = datetime.datetime.fromtimestamp(source.stat().st_mtime, datetime.timezone.utc).isoformat()
+        rows.append({
+            "model_id": model_id,
+            "status": "model_ready" if present else "not_downloaded",
+            "created_at": created,
+            "instance_prompt": entry.instance_prompt,
+            "model_name": entry.name or model_id,
+            "description": entry.description or "",
+            "screenshots": "",
+            "is_sdxl": entry.family == "sdxl",
+        })
+    return rows
+
+
+@router.post("/api/v4/dreambooth/model_list", summary="Registered models (hosted bare-array shape)")
+async def model_list(body: KeyOnly, request: Request, state: StateDep) -> list[dict[str, Any]]:
+    """Every model in models.yaml; status model_ready when its files are on this machine."""
+    require_key(body.key, request, state.settings, state.key_throttle)
+    return await asyncio.to_thread(_model_rows, state)
+
+
+@router.post("/api/v6/images/model_reload", summary="Load or re-load a model")
+async def model_reload(body: ReloadRequest, request: Request, state: StateDep) -> dict[str, Any]:
+    """Starts a (re)load on the GPU thread; success when done in time, processing while it runs."""
+    require_key(body.key, request, state.settings, state.key_throttle)
+    model_id = body.model_id or ""
+    try:
+        state.registry.entry(model_id)
+    except ModelNotFound as exc:
+        raise ApiError(str(exc)) from None
+    running = state.reloads.get(model_id)
+    if running is None or running.done():
+        running = state.worker.call(lambda: state.registry.reload(model_id))
+        state.reloads[model_id] = running
+    try:
+        await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(running)), timeout=state.settings.sync_timeout or 0.01)
+    except asyncio.TimeoutError:
+        return {"status": "processing", "message": f"Model {model_id} is loading", "eta": state.worker.eta()}
+    except ModelNotAvailable as exc:
+        raise ApiError(str(exc)) from None
+    return {"status": "success", "message": f"Model {model_id} loaded"}
