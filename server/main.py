@@ -24,7 +24,7 @@ from server.limits import BodySizeLimit, KeyFailureThrottle
 from server.logging_setup import log_request
 from server.metrics import Metrics
 from server.responses import webhook_body
-from server.routes import fetch, files, img2img, models, ops
+from server.routes import fetch, files, img2img, models, ops, playground
 from server.settings import Settings, check_keys_required
 from server.state import AppState
 from server.storage import OutputStore
@@ -120,6 +120,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     register_error_handlers(app)
     app.middleware("http")(log_request)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    for module in (img2img, fetch, models, files, ops):
+    for module in (img2img, fetch, models, files, ops, playground):
         app.include_router(module.router)
     return app

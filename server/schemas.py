@@ -22,10 +22,30 @@ IP_ADAPTER_IDS = (
 SAFETY_CHECKER_TYPES = ("blur", "sensitive_content_text", "pixelate", "black")
 
 
+# A 16x16 PNG, so the documented example runs as is against the tiny test model.
+EXAMPLE_INIT_IMAGE = (
+    "iVBORw0KGgoAAAANSUhEUgAAABAAAAAQCAIAAACQkWg2AAAAHklEQVR42mNkYFggwMBAPGJhEGAgCYxqGNUwdDQAAH+qAr5/bZ3sAAAAAElFTkSuQmCC"
+)
+IMG2IMG_EXAMPLE = {
+    "key": "your-api-key",
+    "model_id": "tiny-sd15",
+    "prompt": "a red cat",
+    "negative_prompt": None,
+    "init_image": EXAMPLE_INIT_IMAGE,
+    "base64": "yes",
+    "samples": "1",
+    "num_inference_steps": "8",
+    "strength": 0.7,
+    "guidance_scale": 7.5,
+    "seed": None,
+    "scheduler": "UniPCMultistepScheduler",
+}
+
+
 class Img2ImgRequest(BaseModel):
     """Body of POST /api/v6/images/img2img. Numbers may be JSON numbers or strings; flags "yes"/"no" or booleans."""
 
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, json_schema_extra={"examples": [IMG2IMG_EXAMPLE]})
 
     _INT_RANGES: ClassVar[dict[str, tuple[int, int]]] = {
         "samples": (1, 4),
@@ -201,7 +221,7 @@ class Img2ImgRequest(BaseModel):
 class FetchRequest(BaseModel):
     """Body of POST /api/v6/images/fetch (request_id in the body) and /fetch/{id} (key only)."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [{"key": "your-api-key", "request_id": 1}]})
 
     key: str | None = Field(default=None, description="Your API key.")
     request_id: int | None = Field(default=None, description="Job id from the img2img answer.")
