@@ -69,8 +69,12 @@ def build_state(settings: Settings) -> AppState:
     config = validate_startup(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     metrics = Metrics()
-    registry = ModelRegistry(config, settings.data_dir, resolve_device(settings.device), settings.max_loaded_models,
-                             on_load=metrics.model_load.observe)
+    device = resolve_device(settings.device)
+    registry = ModelRegistry(
+        config, settings.data_dir, device, settings.max_loaded_models, on_load=metrics.model_load.observe,
+        device_budget=settings.vram_budget, host_budget=settings.ram_budget, pinned=settings.pinned_ids(),
+        on_event=lambda event: metrics.model_cache.labels(event).inc(), fast_path=settings.fast_path(device),
+    )
     jobs = JobStore(make_engine(settings.db_url()))
     store = OutputStore(settings.data_dir, settings.base_url(), settings.temp_ttl)
     detector = load_detector(settings.safety_backend, settings.safety_checker_path, settings.nudenet_threshold)

@@ -22,6 +22,9 @@ class Metrics:
                                     buckets=_SECONDS, registry=self.registry)
         self.model_load = Histogram("sdgate_model_load_seconds", "Model loads from disk", buckets=_SECONDS,
                                     registry=self.registry)
+        self.model_cache = Counter("sdgate_model_cache_total", "Model lookups and evictions, by event "
+                                   "(hit_device, hit_host, miss, evict_to_host, evict_to_disk)", ["event"],
+                                   registry=self.registry)
         self.webhook_attempts = Counter("sdgate_webhook_attempts_total", "Webhook POST attempts, by outcome",
                                         ["outcome"], registry=self.registry)
 

@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr
+
+from pipelines.fast_path import FastPathOptions
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -25,7 +27,14 @@ class Settings(BaseSettings):
     max_queue: int = Field(default=64, ge=1)
     inline_base64: bool = False
     max_side: int = Field(default=1024, ge=8)
-    max_loaded_models: int = Field(default=1, ge=1)
+    max_loaded_models: int = Field(default=1, ge=1, description="models kept on the device at once")
+    vram_budget: int = Field(default=0, ge=0, description="bytes of device memory for models; 0 = 85% of the GPU")
+    ram_budget: int = Field(default=0, ge=0, description="bytes of host RAM for parked models; 0 = half the RAM")
+    pin_models: str | None = Field(default=None, description="comma-separated model ids never evicted")
+    precision: Literal["auto", "fp32", "fp16", "bf16"] = Field(default="auto", description="auto: fp16 on CUDA, fp32 on CPU")
+    channels_last: bool | None = Field(default=None, description="UNet channels_last; unset = on for CUDA")
+    fuse_qkv: bool = Field(default=False, description="fused QKV projections (not combinable with LoRAs)")
+    torch_compile: bool = Field(default=False, description="torch.compile the UNet at load (slow first call)")
     max_loras: int = Field(default=8, ge=1, description="LoRAs kept loaded per model (LRU)")
     max_vaes: int = Field(default=2, ge=1, description="override VAEs kept in memory (LRU)")
     fetch_timeout: float = Field(default=15.0, gt=0, description="seconds for one init_image download")
@@ -60,6 +69,18 @@ class Settings(BaseSettings):
         if self.api_keys is None:
             return []
         return [k.strip() for k in self.api_keys.get_secret_value().split(",") if k.strip()]
+
+    def fast_path(self, device: str) -> FastPathOptions:
+        auto = FastPathOptions.for_device(device)
+        return FastPathOptions(
+            precision=auto.precision if self.precision == "auto" else self.precision,
+            channels_last=auto.channels_last if self.channels_last is None else self.channels_last,
+            fuse_qkv=self.fuse_qkv,
+            compile=self.torch_compile,
+        )
+
+    def pinned_ids(self) -> frozenset[str]:
+        return frozenset(m.strip() for m in (self.pin_models or "").split(",") if m.strip())
 
     def preload_ids(self) -> list[str]:
         return [m.strip() for m in (self.preload or "").split(",") if m.strip()]
