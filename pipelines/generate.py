@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import tomesd
 import torch
+from PIL import Image
 
 from pipelines.adapters import AdapterStore, activate_loras, attached
 from pipelines.clip_skip import clip_skip_embeds, skipped_layers
@@ -45,75 +46,115 @@ def token_merging(pipe: Any, enabled: bool, ratio: float) -> Iterator[None]:
         tomesd.remove_patch(pipe)
 
 
-def prompt_arguments(pipe: Any, spec: GenerationSpec, is_sdxl: bool) -> dict[str, Any]:
-    layers = skipped_layers(spec.clip_skip)
+def prompt_arguments(pipe: Any, prompt: str | list[str], negative: str | list[str], clip_skip: int,
+                     is_sdxl: bool) -> dict[str, Any]:
+    layers = skipped_layers(clip_skip)
     if layers == 0:
-        return {"prompt": spec.prompt, "negative_prompt": spec.negative_prompt}
+        return {"prompt": prompt, "negative_prompt": negative}
     if is_sdxl:
-        return {"prompt": spec.prompt, "negative_prompt": spec.negative_prompt, "clip_skip": layers}
+        return {"prompt": prompt, "negative_prompt": negative, "clip_skip": layers}
     with torch.inference_mode():
         return {
-            "prompt_embeds": clip_skip_embeds(pipe, spec.prompt, layers),
-            "negative_prompt_embeds": clip_skip_embeds(pipe, spec.negative_prompt, layers),
+            "prompt_embeds": clip_skip_embeds(pipe, prompt, layers),
+            "negative_prompt_embeds": clip_skip_embeds(pipe, negative, layers),
         }
+
+
+def batch_key(spec: GenerationSpec) -> Hashable | None:
+    """Jobs with equal keys can share one pipeline call; None = this job runs alone (IP-Adapter jobs)."""
+    if spec.adapters.ip_adapter is not None:
+        return None
+    return (spec.model_id, spec.adapters, spec.scheduler, spec.use_karras_sigmas, spec.algorithm_type, spec.steps,
+            spec.strength, spec.guidance_scale, spec.width, spec.height, spec.clip_skip, spec.tomesd, spec.tomesd_ratio)
 
 
 def run_img2img(
     model: LoadedModel, spec: GenerationSpec, adapters: AdapterStore | None = None, max_loras: int = 8
 ) -> GenerationResult:
-    """scheduler -> adapters -> per-job pipeline view -> prompt encoding -> seeded call.
+    """One job: scheduler -> adapters -> per-job pipeline view -> prompt encoding -> seeded call.
 
     Weights are shared with the cached model; schedulers, generators and activated adapters are per job.
     """
+    return run_img2img_batch(model, [spec], adapters, max_loras)[0]
+
+
+def run_img2img_batch(
+    model: LoadedModel, specs: list[GenerationSpec], adapters: AdapterStore | None = None, max_loras: int = 8
+) -> list[GenerationResult]:
+    """Several compatible jobs (equal batch_key) in one pipeline call, one generator per image, so each
+    job's images come from its own seeds. A single spec takes exactly the unbatched path."""
     started = time.perf_counter()
+    first = specs[0]
+    if len({batch_key(spec) for spec in specs}) != 1 or (len(specs) > 1 and batch_key(first) is None):
+        raise ValueError("these jobs cannot share a pipeline call")
     is_sdxl = model.family == "sdxl"
-    wanted = spec.adapters
+    wanted = first.adapters
     if adapters is None and (wanted.loras or wanted.vae or wanted.embeddings or wanted.ip_adapter):
         raise ValueError("this job needs adapters but no AdapterStore was given")
     # 1. A fresh scheduler; the job's LoRA set (or none) made active on the shared modules.
     choice = make_scheduler(
-        spec.scheduler, model.pipe.scheduler.config,
-        karras=spec.use_karras_sigmas, algorithm_type=spec.algorithm_type, seed=spec.seed,
+        first.scheduler, model.pipe.scheduler.config,
+        karras=first.use_karras_sigmas, algorithm_type=first.algorithm_type, seed=first.seed,
     )
     if adapters is not None:
         activate_loras(model, adapters, wanted.loras, keep=max_loras)
     try:
-        output = _call(model, spec, adapters, choice.scheduler, is_sdxl)
+        images = _call(model, specs, adapters, choice.scheduler, is_sdxl)
     finally:
         if wanted.loras:
             # The job's LoRA set ends with the job, whatever the next caller does.
             model.pipe.disable_lora()
-    return GenerationResult(
-        images=list(output.images),
-        seeds=sample_seeds(spec.seed, spec.samples),
-        scheduler_used=type(choice.scheduler).__name__,
-        is_sdxl=is_sdxl,
-        karras_applied=choice.karras_applied,
-        algorithm_type_applied=choice.algorithm_type_applied,
-        ignored=choice.ignored,
-        timings={"generate": time.perf_counter() - started},
-    )
+    seconds = time.perf_counter() - started
+    results, offset = [], 0
+    for spec in specs:
+        results.append(GenerationResult(
+            images=images[offset : offset + spec.samples],
+            seeds=sample_seeds(spec.seed, spec.samples),
+            scheduler_used=type(choice.scheduler).__name__,
+            is_sdxl=is_sdxl,
+            karras_applied=choice.karras_applied,
+            algorithm_type_applied=choice.algorithm_type_applied,
+            ignored=choice.ignored,
+            timings={"generate": seconds, "batch_jobs": float(len(specs))},
+        ))
+        offset += spec.samples
+    return results
 
 
-def _call(model: LoadedModel, spec: GenerationSpec, adapters: AdapterStore | None, scheduler: Any, is_sdxl: bool) -> Any:
-    wanted = spec.adapters
+def _call(model: LoadedModel, specs: list[GenerationSpec], adapters: AdapterStore | None, scheduler: Any,
+          is_sdxl: bool) -> list[Image.Image]:
+    first = specs[0]
+    wanted = first.adapters
     # A pipeline view sharing the loaded weights; a VAE override lives in the view only.
     overrides: dict[str, Any] = {"scheduler": scheduler}
     if wanted.vae is not None and adapters is not None:
         overrides["vae"] = adapters.vae(wanted.vae, model)
     pipe = type(model.pipe).from_pipe(model.pipe, **overrides)
     pipe.set_progress_bar_config(disable=True)
+    if len(specs) == 1:
+        prompt: str | list[str] = first.prompt
+        negative: str | list[str] = first.negative_prompt
+        image: Image.Image | list[Image.Image] = first.init_image
+        per_prompt = first.samples
+    else:
+        # Expanded per image: diffusers pairs images with prompts only at one image per prompt.
+        prompt = [s.prompt for s in specs for _ in range(s.samples)]
+        negative = [s.negative_prompt for s in specs for _ in range(s.samples)]
+        image = [s.init_image for s in specs for _ in range(s.samples)]
+        per_prompt = 1
+    # One generator per image, so image i of a job is reproducible on its own from that job's seed + i.
+    generators = [g for s in specs for g in make_generators(sample_seeds(s.seed, s.samples))]
     job_adapters = attached(pipe, model, adapters, wanted) if adapters is not None else _no_adapters()
-    with job_adapters as extra, token_merging(pipe, spec.tomesd, spec.tomesd_ratio), torch.inference_mode():
-        return pipe(
-            **prompt_arguments(pipe, spec, is_sdxl),
+    with job_adapters as extra, token_merging(pipe, first.tomesd, first.tomesd_ratio), torch.inference_mode():
+        output = pipe(
+            **prompt_arguments(pipe, prompt, negative, first.clip_skip, is_sdxl),
             **extra,
-            image=spec.init_image,
-            strength=spec.strength,
-            num_inference_steps=spec.steps,
-            guidance_scale=spec.guidance_scale,
-            num_images_per_prompt=spec.samples,
-            # One generator per sample, so sample i is reproducible on its own from seed + i.
-            generator=make_generators(sample_seeds(spec.seed, spec.samples)),
+            image=image,
+            strength=first.strength,
+            num_inference_steps=first.steps,
+            guidance_scale=first.guidance_scale,
+            num_images_per_prompt=per_prompt,
+            generator=generators,
             output_type="pil",
         )
+    return list(output.images)

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from pipelines.adapters import AdapterError, AdapterStore
-from pipelines.generate import run_img2img
+from pipelines.generate import run_img2img_batch
 from pipelines.postprocess.encode import to_base64, to_png
 from pipelines.postprocess.safety import SafetyFilter
 from pipelines.registry import ModelNotAvailable, ModelRegistry
@@ -42,42 +42,52 @@ class JobRunner:
     data_dir: Path
     max_loras: int = 8
 
-    def __call__(self, item: WorkItem) -> dict[str, Any]:
-        payload: JobPayload = item.payload
-        queued_for = self.jobs.mark_running(item.job_id)
-        self.metrics.queue_wait.observe(queued_for)
+    def __call__(self, items: list[WorkItem]) -> list[Any]:
+        """One or more compatible jobs; returns each job's record or the JobFailed it ended with."""
+        payloads: list[JobPayload] = [item.payload for item in items]
+        waits = [self.jobs.mark_running(item.job_id) for item in items]
+        for wait in waits:
+            self.metrics.queue_wait.observe(wait)
         started = time.perf_counter()
         try:
-            model = self.registry.get(payload.spec.model_id)
+            model = self.registry.get(payloads[0].spec.model_id)
             load_seconds = time.perf_counter() - started
-            result = run_img2img(model, payload.spec, self.adapters, self.max_loras)
-            result.timings["load"] = load_seconds
-            images, flags = result.images, [False] * len(result.images)
-            if payload.safety_checker:
-                # The route refuses safety_checker=yes when no detector exists, so this is never a silent pass.
-                assert self.safety is not None
-                images, flags = self.safety.apply(images, payload.safety_checker_type)
-            record = self._store(payload, result, images, flags, started)
+            results = run_img2img_batch(model, [p.spec for p in payloads], self.adapters, self.max_loras)
         except (ModelNotAvailable, AdapterError) as exc:
-            self._fail(item, str(exc))
-            raise JobFailed(str(exc)) from exc
+            return [self._fail(item, str(exc), exc) for item in items]
         except torch.cuda.OutOfMemoryError as exc:
             # Give the cached blocks back so the next job starts from a clean allocator.
             torch.cuda.empty_cache()
-            log.warning("job %s ran out of GPU memory", item.job_id)
-            self._fail(item, OUT_OF_MEMORY)
-            raise JobFailed(OUT_OF_MEMORY, http_status=500) from exc
+            log.warning("jobs %s ran out of GPU memory", [item.job_id for item in items])
+            return [self._fail(item, OUT_OF_MEMORY, exc, 500) for item in items]
         except Exception as exc:
-            log.exception("job %s failed in the pipeline", item.job_id)
-            self._fail(item, INTERNAL_ERROR)
-            raise JobFailed(INTERNAL_ERROR, http_status=500) from exc
+            log.exception("jobs %s failed in the pipeline", [item.job_id for item in items])
+            return [self._fail(item, INTERNAL_ERROR, exc, 500) for item in items]
+        outcomes: list[Any] = []
+        for item, payload, result, wait in zip(items, payloads, results, waits, strict=True):
+            result.timings["load"] = load_seconds
+            try:
+                outcomes.append(self._finish(item, payload, result, wait, started))
+            except Exception as exc:  # safety or storage failed for this job only
+                log.exception("job %s failed after generation", item.job_id)
+                outcomes.append(self._fail(item, INTERNAL_ERROR, exc, 500))
+        return outcomes
+
+    def _finish(self, item: WorkItem, payload: JobPayload, result: GenerationResult, wait: float,
+                started: float) -> dict[str, Any]:
+        images, flags = result.images, [False] * len(result.images)
+        if payload.safety_checker:
+            # The route refuses safety_checker=yes when no detector exists, so this is never a silent pass.
+            assert self.safety is not None
+            images, flags = self.safety.apply(images, payload.safety_checker_type)
+        record = self._store(payload, result, images, flags, started)
         self.jobs.finish(item.job_id, record)
         self._forget_inputs(payload.file_stem)
         self.metrics.jobs.labels("success").inc()
         self.metrics.generation.observe(record["generation_time"])
-        timings = {"queue": round(queued_for, 4), **record["timings"]}
+        timings = {"queue": round(wait, 4), **record["timings"]}
         log.info("job %s success model=%s %s", item.job_id, payload.spec.model_id,
-                 " ".join(f"{k}={v:.3f}s" for k, v in timings.items()),
+                 " ".join(f"{k}={v:.3f}" for k, v in timings.items()),
                  extra={"job_id": item.job_id, "model_id": payload.spec.model_id, "timings": timings})
         return record
 
@@ -103,10 +113,13 @@ class JobRunner:
             "timings": timings,
         }
 
-    def _fail(self, item: WorkItem, message: str) -> None:
+    def _fail(self, item: WorkItem, message: str, cause: BaseException, http_status: int = 200) -> JobFailed:
         self.jobs.fail(item.job_id, message)
         self._forget_inputs(item.payload.file_stem)
         self.metrics.jobs.labels("failed").inc()
+        failure = JobFailed(message, http_status)
+        failure.__cause__ = cause
+        return failure
 
     def _forget_inputs(self, stem: str) -> None:
         delete_inputs(stem, self.data_dir)

@@ -1,17 +1,22 @@
-"""GpuWorker: one thread per device running jobs one at a time from a bounded queue.
+"""GpuWorker: one thread per device running jobs from a queue, optionally several compatible jobs at once.
 
 GPU work never runs on the event loop; routes get a concurrent Future per job and wait on it with a
-timeout. A full queue is refused at submit time (QueueFull) instead of making clients wait unboundedly.
+timeout. Admission (SDGATE_MAX_QUEUE) is the Dispatcher's; the queue itself is unbounded so that jobs
+re-queued after a restart always fit.
+
+Cross-request batching: after taking a job, the worker takes the queued jobs with the same batch key
+(same model, adapters, scheduler, steps, strength, guidance, size) and runs them as one pipeline call.
+Only when such jobs are already waiting (requests are arriving concurrently) does it wait up to
+`batch_window` seconds for more, so a lone request is never delayed at all.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,50 +51,65 @@ class _Call:
     future: Future = field(default_factory=Future)
 
 
+@dataclass
+class Batching:
+    """How to group jobs: `key(item)` (None = run alone), `size(item)` images, at most `max_images` per call."""
+
+    key: Callable[[WorkItem], Hashable | None]
+    size: Callable[[WorkItem], int]
+    window: float = 0.0
+    max_images: int = 8
+
+
 _STOP = object()
 
 
 class GpuWorker:
-    """Runs `execute(item)` for each submitted item on a dedicated thread; results land in item.future."""
+    """Runs `execute(items)` on a dedicated thread; `execute` returns one result or exception per item."""
 
-    def __init__(self, execute: Callable[[WorkItem], Any], name: str = "gpu-worker") -> None:
+    def __init__(self, execute: Callable[[list[WorkItem]], list[Any]], batching: Batching | None = None,
+                 name: str = "gpu-worker") -> None:
         self._execute = execute
-        # Unbounded here: admission (SDGATE_MAX_QUEUE) is the Dispatcher's job, and jobs re-queued after a
-        # restart must all fit whatever the limit.
-        self._queue: queue.Queue[Any] = queue.Queue()
+        self._batching = batching
+        self._items: deque[Any] = deque()
+        self._ready = threading.Condition()
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._recent: deque[float] = deque(maxlen=20)
-        self._running = False
+        self._running = 0
 
     def start(self) -> None:
         self._thread.start()
 
     def stop(self, timeout: float = 30.0) -> None:
         """Let the running job finish; queued items stay unrun (their rows remain 'queued')."""
-        while True:
-            try:
-                self._queue.get_nowait()
-            except queue.Empty:
-                break
-        self._queue.put(_STOP)
+        with self._ready:
+            self._items.clear()
+            self._items.append(_STOP)
+            self._ready.notify_all()
         self._thread.join(timeout)
 
     def is_alive(self) -> bool:
         return self._thread.is_alive()
 
     def submit(self, item: WorkItem) -> Future:
-        self._queue.put_nowait(item)
+        self._put(item)
         return item.future
 
     def call(self, fn: Callable[[], Any]) -> Future:
         """Run fn on the worker thread after the jobs queued before it."""
         item = _Call(fn)
-        self._queue.put_nowait(item)
+        self._put(item)
         return item.future
 
+    def _put(self, item: Any) -> None:
+        with self._ready:
+            self._items.append(item)
+            self._ready.notify_all()
+
     def depth(self) -> int:
-        """Jobs waiting plus the one running (model loads queued with call() count too)."""
-        return self._queue.qsize() + (1 if self._running else 0)
+        """Jobs waiting plus those running (model loads queued with call() count too)."""
+        with self._ready:
+            return len(self._items) + self._running
 
     def average_seconds(self) -> float:
         return sum(self._recent) / len(self._recent) if self._recent else 5.0
@@ -99,9 +119,44 @@ class GpuWorker:
         ahead = self.depth() if ahead is None else ahead
         return round(self.average_seconds() * (ahead + 1), 2)
 
+    def _take(self) -> Any:
+        with self._ready:
+            while not self._items:
+                self._ready.wait()
+            item = self._items.popleft()
+            if isinstance(item, WorkItem):
+                self._running = 1
+            return item
+
+    def _gather(self, first: WorkItem) -> list[WorkItem]:
+        """first, plus compatible queued jobs that arrive within the batch window."""
+        batching = self._batching
+        if batching is None:
+            return [first]
+        key = batching.key(first)
+        if key is None:
+            return [first]
+        batch, images = [first], batching.size(first)
+        deadline = time.monotonic() + batching.window
+        with self._ready:
+            while True:
+                for item in list(self._items):
+                    if item is _STOP:
+                        return batch
+                    if isinstance(item, WorkItem) and batching.key(item) == key:
+                        if images + batching.size(item) > batching.max_images:
+                            return batch
+                        self._items.remove(item)
+                        batch.append(item)
+                        images += batching.size(item)
+                remaining = deadline - time.monotonic()
+                if len(batch) == 1 or remaining <= 0:
+                    return batch
+                self._ready.wait(remaining)
+
     def _loop(self) -> None:
         while True:
-            item = self._queue.get()
+            item = self._take()
             if item is _STOP:
                 return
             if isinstance(item, _Call):
@@ -110,16 +165,20 @@ class GpuWorker:
                 except BaseException as exc:  # reported to whoever waits on the future
                     item.future.set_exception(exc)
                 continue
-            self._running = True
+            batch = self._gather(item)
+            with self._ready:
+                self._running = len(batch)
             started = time.perf_counter()
             try:
-                item.future.set_result(self._execute(item))
-            except JobFailed as exc:
-                log.info("job %s failed: %s", item.job_id, exc)
-                item.future.set_exception(exc)
-            except BaseException as exc:  # the worker must survive any job failure
-                log.exception("job %s failed outside the pipeline", item.job_id)
-                item.future.set_exception(exc)
-            finally:
-                self._recent.append(time.perf_counter() - started)
-                self._running = False
+                outcomes = self._execute(batch)
+            except BaseException as exc:  # the worker must survive any failure
+                log.exception("jobs %s failed outside the pipeline", [i.job_id for i in batch])
+                outcomes = [exc] * len(batch)
+            for work, outcome in zip(batch, outcomes, strict=True):
+                if isinstance(outcome, BaseException):
+                    work.future.set_exception(outcome)
+                else:
+                    work.future.set_result(outcome)
+            self._recent.append((time.perf_counter() - started) / len(batch))
+            with self._ready:
+                self._running = 0

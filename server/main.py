@@ -12,13 +12,14 @@ from fastapi import FastAPI
 
 from pipelines.adapters import AdapterStore
 from pipelines.config import ConfigError, RegistryConfig, load_config
+from pipelines.generate import batch_key
 from pipelines.warmup import warm_up
 from pipelines.postprocess.safety import SafetyFilter, load_detector
 from pipelines.registry import ModelRegistry, resolve_device
 from server.dispatch import Dispatcher
 from server.errors import register_error_handlers
 from server.generation import JobRunner
-from server.gpu_worker import GpuWorker
+from server.gpu_worker import Batching, GpuWorker
 from server.jobs import JobRow, JobStore, make_engine
 from server.limits import BodySizeLimit, KeyFailureThrottle
 from server.logging_setup import log_request
@@ -81,7 +82,11 @@ def build_state(settings: Settings) -> AppState:
     safety = SafetyFilter(detector, settings.safety_threshold_shift) if detector is not None else None
     adapters = AdapterStore(config, settings.data_dir, registry.device, registry.dtype, settings.max_vaes)
     runner = JobRunner(registry, adapters, store, jobs, safety, metrics, settings.data_dir, settings.max_loras)
-    worker = GpuWorker(runner)
+    batching = None
+    if settings.batching:
+        batching = Batching(key=lambda item: batch_key(item.payload.spec), size=lambda item: item.payload.spec.samples,
+                            window=settings.batch_window, max_images=settings.max_batch_images)
+    worker = GpuWorker(runner, batching)
     metrics.watch_queue(worker.depth)
     dispatcher = Dispatcher(jobs, worker, settings.data_dir, settings.max_queue, settings.max_attempts)
     guard = UrlGuard(settings.allow_private_urls, settings.fetch_timeout, settings.max_download_bytes)

@@ -55,6 +55,11 @@ class Settings(BaseSettings):
     webhook_max_attempts: int = Field(default=5, ge=1)
     webhook_backoff: float = Field(default=2.0, ge=0, description="seconds before the first retry; doubles each time")
     webhook_timeout: float = Field(default=30.0, gt=0)
+    batching: bool = Field(default=True, description="run compatible queued jobs as one pipeline call")
+    batch_window: float = Field(
+        default=0.05, ge=0, description="seconds to wait for more compatible jobs once one is already waiting"
+    )
+    max_batch_images: int = Field(default=8, ge=1, description="images in one batched pipeline call")
     preload: str | None = Field(default=None, description="comma-separated model ids loaded and warmed at start")
     log_format: Literal["text", "json"] = "text"
     tomesd_ratio: float = Field(default=0.5, gt=0, lt=1, description="share of tokens tomesd merges")
