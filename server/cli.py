@@ -71,6 +71,23 @@ def _models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import transformers
+
+    from server.bench import run
+
+    import diffusers
+
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+    diffusers.utils.logging.set_verbosity_error()
+    diffusers.utils.logging.disable_progress_bar()
+    logging.getLogger().setLevel(logging.WARNING)
+    run(args.quick, Path(args.out) if args.out else None, not args.no_gpu)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     parser = argparse.ArgumentParser(prog="sdgate", description="Self-hosted ModelsLab-compatible img2img server")
@@ -93,6 +110,11 @@ def main(argv: list[str] | None = None) -> int:
     models.add_argument("--config")
     models.add_argument("--data-dir")
     models.set_defaults(func=_models)
+    bench = sub.add_parser("bench", help="measure speed as ratios (CPU tiny models; GPU suite when CUDA is present)")
+    bench.add_argument("--quick", action="store_true", help="fewer repeats (CI)")
+    bench.add_argument("--out", help="write the results as JSON here")
+    bench.add_argument("--no-gpu", action="store_true", help="skip the GPU suite even when CUDA is present")
+    bench.set_defaults(func=_bench)
     args = parser.parse_args(argv)
     return int(args.func(args))
 

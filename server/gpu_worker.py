@@ -6,8 +6,8 @@ re-queued after a restart always fit.
 
 Cross-request batching: after taking a job, the worker takes the queued jobs with the same batch key
 (same model, adapters, scheduler, steps, strength, guidance, size) and runs them as one pipeline call.
-Only when such jobs are already waiting (requests are arriving concurrently) does it wait up to
-`batch_window` seconds for more, so a lone request is never delayed at all.
+Only when other requests are arriving (already queued, or still being admitted: see `incoming`) does it
+wait up to `batch_window` seconds for them, so a lone request is never delayed at all.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
+from contextlib import contextmanager
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -76,6 +77,19 @@ class GpuWorker:
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._recent: deque[float] = deque(maxlen=20)
         self._running = 0
+        self._incoming = 0
+
+    @contextmanager
+    def incoming(self) -> Iterator[None]:
+        """Marks a request that is being admitted (fetching and decoding its image) and will submit soon."""
+        with self._ready:
+            self._incoming += 1
+        try:
+            yield
+        finally:
+            with self._ready:
+                self._incoming -= 1
+                self._ready.notify_all()
 
     def start(self) -> None:
         self._thread.start()
@@ -150,7 +164,7 @@ class GpuWorker:
                         batch.append(item)
                         images += batching.size(item)
                 remaining = deadline - time.monotonic()
-                if len(batch) == 1 or remaining <= 0:
+                if remaining <= 0 or (len(batch) == 1 and self._incoming == 0):
                     return batch
                 self._ready.wait(remaining)
 

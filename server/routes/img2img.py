@@ -93,7 +93,8 @@ async def _submit(body: Img2ImgRequest, state: AppState) -> tuple[int, WorkItem]
 async def img2img(body: Img2ImgRequest, request: Request, state: StateDep) -> dict:
     """Generate images from init_image and prompt; answers success, or processing when it takes too long."""
     require_key(body.key, request, state.settings, state.key_throttle)
-    job_id, item = await _submit(body, state)
+    with state.worker.incoming():
+        job_id, item = await _submit(body, state)
     request.state.job_id = job_id
     eta = state.worker.eta()
     timeout = state.settings.sync_timeout
