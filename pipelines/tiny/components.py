@@ -28,6 +28,10 @@ from transformers import (
 # A handful of merges so common words become single tokens; the rest fall back to bytes.
 _MERGES = ["t h", "th e</w>", "c a", "ca t</w>", "d o", "do g</w>", "r e", "re d</w>", "a n", "an d</w>", "o n</w>"]
 
+# What both tiny UNets share; the block layouts below are what differ between SD1.5 and SDXL.
+_TINY_UNET = {"block_out_channels": (32, 64), "layers_per_block": 2, "sample_size": 32, "in_channels": 4,
+              "out_channels": 4, "norm_num_groups": 32}
+
 _SD_BETAS = {"beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear", "num_train_timesteps": 1000}
 
 
@@ -91,16 +95,11 @@ def make_sd15(tokenizer_dir: Path, seed: int = 0) -> StableDiffusionImg2ImgPipel
     tokenizer = load_tokenizer(tokenizer_dir)
     torch.manual_seed(seed)
     unet = UNet2DConditionModel(
-        block_out_channels=(32, 64),
-        layers_per_block=2,
-        sample_size=32,
-        in_channels=4,
-        out_channels=4,
+        **_TINY_UNET,
         down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
         up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
         cross_attention_dim=32,
         attention_head_dim=8,
-        norm_num_groups=32,
     )
     vae = make_vae(seed + 1)
     torch.manual_seed(seed + 2)
@@ -123,11 +122,7 @@ def make_sdxl(tokenizer_dir: Path, seed: int = 10) -> StableDiffusionXLImg2ImgPi
     tokenizer_2 = load_tokenizer(tokenizer_dir, pad_token="!")
     torch.manual_seed(seed)
     unet = UNet2DConditionModel(
-        block_out_channels=(32, 64),
-        layers_per_block=2,
-        sample_size=32,
-        in_channels=4,
-        out_channels=4,
+        **_TINY_UNET,
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
         attention_head_dim=(2, 4),
@@ -137,7 +132,6 @@ def make_sdxl(tokenizer_dir: Path, seed: int = 10) -> StableDiffusionXLImg2ImgPi
         transformer_layers_per_block=(1, 2),
         projection_class_embeddings_input_dim=80,
         cross_attention_dim=64,
-        norm_num_groups=32,
     )
     vae = make_vae(seed + 1)
     torch.manual_seed(seed + 2)
