@@ -1,0 +1,71 @@
+"""The job table on SQLite and on PostgreSQL, through the same SQLAlchemy Core code."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import delete
+
+from server.jobs import JobStore, jobs, make_engine, metadata
+from tests.integration.test_img2img_api import app_client
+
+POSTGRES_URL = os.environ.get("SDGATE_TEST_POSTGRES_URL")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'jobs.db'}"
+        return
+    if not POSTGRES_URL:
+        pytest.skip("SDGATE_TEST_POSTGRES_URL is not set (scripts/test starts PostgreSQL and sets it)")
+    metadata.drop_all(make_engine(POSTGRES_URL))
+    yield POSTGRES_URL
+    metadata.drop_all(make_engine(POSTGRES_URL))
+
+
+def test_job_lifecycle_and_webhook_outbox(database_url: str) -> None:
+    store = JobStore(make_engine(database_url))
+    params = {"meta": {"seed": 1, "prompt": "ünïcode ✓"}, "nested": [1, {"a": None}]}
+    first = store.create("tiny-sd15", params, "https://hooks.example/in", "t-1")
+    second = store.create("tiny-sd15", params, None, None)
+    assert second > first and [row.id for row in store.unfinished()] == [first, second]
+    assert store.get(first).params == params and store.get(first).status == "queued"
+    waited = store.mark_running(first)
+    assert waited >= 0 and store.get(first).attempts == 1 and store.get(first).status == "running"
+    assert store.webhook_status(first) == "pending" and store.webhook_status(second) == ""
+    store.finish(first, {"outputs": [], "generation_time": 0.5})
+    store.fail(second, "boom")
+    assert store.get(first).status == "success" and store.get(second).error == "boom"
+    (delivery,) = store.due_deliveries(time.time())
+    assert delivery.job_id == first and store.due_deliveries(time.time() - 60) == []
+    store.record_attempt(delivery, 503, "HTTP 503", time.time() + 30, final=False)
+    assert store.due_deliveries(time.time()) == [] and store.webhook_status(first) == "pending"
+    (again,) = store.due_deliveries(time.time() + 31)
+    store.record_attempt(again, 200, None, None, final=False)
+    assert store.webhook_status(first) == "delivered"
+    assert [a["status_code"] for a in store.attempts_for(first)] == [503, 200]
+    store.requeue(second)
+    assert store.get(second).status == "queued" and store.count_unfinished() == 1
+
+
+def test_ids_are_not_reused_after_deletes(database_url: str) -> None:
+    store = JobStore(make_engine(database_url))
+    ids = [store.create("m", {}, None, None) for _ in range(3)]
+    with store.engine.begin() as conn:
+        conn.execute(delete(jobs))
+    assert JobStore(make_engine(database_url)).create("m", {}, None, None) > max(ids)
+
+
+def test_the_server_runs_on_the_database(database_url: str, tiny_dir: Path, tmp_path: Path, body: dict) -> None:
+    with app_client(tiny_dir, tmp_path / "data", database_url=database_url, sync_timeout=0) as app:
+        job_id = app.post("/api/v6/images/img2img", json=body).json()["id"]
+        deadline = time.monotonic() + 60
+        while (answer := app.post(f"/api/v6/images/fetch/{job_id}", json={}).json())["status"] != "success":
+            assert time.monotonic() < deadline, answer
+            time.sleep(0.1)
+        assert answer["id"] == job_id and answer["output"]
