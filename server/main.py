@@ -28,7 +28,7 @@ from server.responses import webhook_body
 from server.routes import fetch, files, img2img, models, ops, playground
 from server.settings import Settings, check_keys_required
 from server.state import AppState
-from server.storage import OutputStore
+from server.storage import LocalOutputStore, OutputStore
 from server.url_guard import UrlGuard
 from server.webhooks import WebhookSender
 
@@ -55,9 +55,21 @@ async def _sweep_temp_forever(store: OutputStore, interval: float) -> None:
         await asyncio.sleep(interval)
 
 
+def make_store(settings: Settings) -> OutputStore:
+    if settings.storage == "s3":
+        from server.storage_s3 import S3OutputStore  # boto3 is only needed for this backend
+
+        assert settings.s3_bucket is not None  # validate_startup checked it
+        return S3OutputStore(settings.s3_bucket, settings.s3_prefix, settings.s3_endpoint_url, settings.s3_region,
+                             settings.s3_public_url, settings.temp_ttl)
+    return LocalOutputStore(settings.data_dir, settings.base_url(), settings.temp_ttl)
+
+
 def validate_startup(settings: Settings) -> RegistryConfig:
     """Everything that must stop start-up: a keyless public bind, a bad models.yaml, unknown preload ids."""
     check_keys_required(settings)
+    if settings.storage == "s3" and not settings.s3_bucket:
+        raise ConfigError("SDGATE_STORAGE=s3 needs SDGATE_S3_BUCKET")
     config = load_config(settings.config)
     unknown = [m for m in settings.preload_ids() if m not in config.models]
     if unknown:
@@ -77,7 +89,7 @@ def build_state(settings: Settings) -> AppState:
         on_event=lambda event: metrics.model_cache.labels(event).inc(), fast_path=settings.fast_path(device),
     )
     jobs = JobStore(make_engine(settings.db_url()))
-    store = OutputStore(settings.data_dir, settings.base_url(), settings.temp_ttl)
+    store = make_store(settings)
     detector = load_detector(settings.safety_backend, settings.safety_checker_path, settings.nudenet_threshold)
     safety = SafetyFilter(detector, settings.safety_threshold_shift) if detector is not None else None
     adapters = AdapterStore(config, settings.data_dir, registry.device, registry.dtype, settings.max_vaes)

@@ -96,8 +96,7 @@ def success_body(row: JobRow, store: OutputStore, inline_base64: bool, webhook_s
     if row.params["base64"] and inline_base64:
         output = []
         for item in row.result["outputs"]:
-            path = store.root / item["area"] / item["base64"]
-            output.append("data:image/png;base64," + path.read_text())
+            output.append("data:image/png;base64," + store.read_text(item["area"], item["base64"]))
     meta = {
         **row.params["meta"],
         "id": str(row.id),

@@ -62,6 +62,12 @@ class Settings(BaseSettings):
     max_batch_images: int = Field(default=8, ge=1, description="images in one batched pipeline call")
     preload: str | None = Field(default=None, description="comma-separated model ids loaded and warmed at start")
     log_format: Literal["text", "json"] = "text"
+    storage: Literal["local", "s3"] = Field(default="local", description="where generated files go")
+    s3_bucket: str | None = Field(default=None, description="bucket for storage=s3")
+    s3_prefix: str = Field(default="", description="key prefix inside the bucket, e.g. sdgate/")
+    s3_endpoint_url: str | None = Field(default=None, description="S3-compatible endpoint (MinIO, R2, ...)")
+    s3_region: str | None = None
+    s3_public_url: str | None = Field(default=None, description="public base URL of the bucket; unset = presigned links")
     tomesd_ratio: float = Field(default=0.5, gt=0, lt=1, description="share of tokens tomesd merges")
     safety_backend: Literal["auto", "nudenet", "diffusers", "none"] = "auto"
     safety_checker_path: Path | None = Field(default=None, description="local StableDiffusionSafetyChecker folder")

@@ -1,4 +1,7 @@
-"""OutputStore: generated files under <data>/generations and <data>/temp, their public links, and temp expiry.
+"""Output storage: where generated files go, their public links, and temp expiry.
+
+`OutputStore` is the interface; `LocalOutputStore` keeps files under <data>/generations and <data>/temp
+and the server serves them; `S3OutputStore` (server/storage_s3.py) puts them in S3-compatible storage.
 
 Names follow the hosted API: images `<index>-<uuid>.png`, base64 text `<uuid>-<index>.base64` (API.md §6).
 Only names matching those patterns are ever served, so no request can reach any other file.
@@ -12,6 +15,7 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +39,22 @@ def base64_name(stem: str, index: int) -> str:
     return f"{stem}-{index}.base64"
 
 
-class OutputStore:
+class OutputStore(Protocol):
+    def save(self, stem: str, index: int, png: bytes, b64: str | None, temp: bool) -> StoredOutput: ...
+
+    def url(self, area: str, name: str) -> str: ...
+
+    def read_text(self, area: str, name: str) -> str: ...
+
+    def read_text(self, area: str, name: str) -> str:
+        return (self.root / area / name).read_text()
+
+    def path_for(self, area: str, name: str) -> Path | None: ...
+
+    def sweep_temp(self, now: float | None = None) -> int: ...
+
+
+class LocalOutputStore:
     """Writes outputs atomically (temp file + rename) so a link never serves a half-written file."""
 
     def __init__(self, data_dir: Path, base_url: str, temp_ttl: float) -> None:
