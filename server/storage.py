@@ -46,9 +46,6 @@ class OutputStore(Protocol):
 
     def read_text(self, area: str, name: str) -> str: ...
 
-    def read_text(self, area: str, name: str) -> str:
-        return (self.root / area / name).read_text()
-
     def path_for(self, area: str, name: str) -> Path | None: ...
 
     def sweep_temp(self, now: float | None = None) -> int: ...
@@ -82,6 +79,9 @@ class LocalOutputStore:
 
     def url(self, area: str, name: str) -> str:
         return f"{self.base_url}/{area}/{name}"
+
+    def read_text(self, area: str, name: str) -> str:
+        return (self.root / area / name).read_text()
 
     def path_for(self, area: str, name: str) -> Path | None:
         """The file behind a public link, or None if it is not ours, does not exist, or has expired."""
