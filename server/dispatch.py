@@ -1,55 +1,78 @@
-"""Dispatcher: a job is a row (with its inputs on disk) before it is queued; unfinished rows are re-queued at start."""
+"""Dispatcher: a job is a row (with its inputs) before it is queued; jobs left unfinished are taken over.
+
+Every job carries a lease held by the server that queued it. A live server renews its leases
+(heartbeat); at start a server takes back its own unfinished jobs, and while running it takes over
+jobs whose lease lapsed because their server died. Several servers may share one job table.
+"""
 
 from __future__ import annotations
 
 import logging
+import uuid
 from pathlib import Path
 from typing import Any
 
 from server.gpu_worker import GpuWorker, QueueFull, WorkItem
-from server.job_codec import InputsMissing, JobPayload, payload_from_json, payload_to_json, save_inputs
-from server.jobs import JobStore
+from server.job_codec import InputsMissing, JobPayload, encode_inputs, payload_from_json, payload_to_json
+from server.jobs import JobRow, JobStore
 
 log = logging.getLogger(__name__)
 
 
-class Dispatcher:
-    """Owns job acceptance. Components: the job table, the GPU worker, the data dir for inputs."""
+def server_id(data_dir: Path) -> str:
+    """A stable id per data dir, so a restarted server recognises (and resumes at once) its own jobs."""
+    path = data_dir / "server-id"
+    if not path.exists():
+        path.write_text(uuid.uuid4().hex)
+    return path.read_text().strip()
 
-    def __init__(self, jobs: JobStore, worker: GpuWorker, data_dir: Path, max_queue: int, max_attempts: int) -> None:
+
+class Dispatcher:
+    """Owns job acceptance and leases. Components: the job table, the GPU worker, this server's id."""
+
+    def __init__(self, jobs: JobStore, worker: GpuWorker, owner: str, max_queue: int, max_attempts: int,
+                 lease_seconds: float) -> None:
         self.jobs = jobs
         self.worker = worker
-        self.data_dir = data_dir
+        self.owner = owner
         self.max_queue = max_queue
         self.max_attempts = max_attempts
+        self.lease_seconds = lease_seconds
 
     def submit(self, payload: JobPayload, meta: dict[str, Any], webhook: str | None, track_id: str | None) -> WorkItem:
-        """Persist, then queue. Raises QueueFull when SDGATE_MAX_QUEUE jobs are unfinished."""
+        """Persist, then queue. Raises QueueFull when SDGATE_MAX_QUEUE jobs are unfinished here."""
         if self.worker.depth() >= self.max_queue:
             raise QueueFull
-        save_inputs(payload, self.data_dir)
         params = payload_to_json(payload) | {"meta": meta}
-        job_id = self.jobs.create(payload.spec.model_id, params, webhook, track_id)
+        job_id = self.jobs.create(payload.spec.model_id, params, webhook, track_id, owner=self.owner,
+                                  lease_seconds=self.lease_seconds, inputs=encode_inputs(payload))
         item = WorkItem(job_id, payload)
         self.worker.submit(item)
         return item
 
-    def recover(self) -> int:
-        """Re-queue jobs a previous process accepted but did not finish. Runs before the server takes requests."""
+    def heartbeat(self) -> int:
+        return self.jobs.renew_leases(self.owner, self.lease_seconds)
+
+    def recover(self, include_own: bool = True) -> int:
+        """Queue the jobs this server may take: its own at start-up, and any whose lease lapsed."""
         requeued = 0
-        for row in self.jobs.unfinished():
-            if row.attempts >= self.max_attempts:
-                self.jobs.fail(row.id, f"Job failed: the server stopped during each of its {row.attempts} attempts")
-                continue
-            try:
-                payload = payload_from_json(row.params, self.data_dir)
-            except (InputsMissing, KeyError, TypeError) as exc:
-                log.warning("job %s cannot be resumed: %s", row.id, exc)
-                self.jobs.fail(row.id, "Job failed: its inputs were lost while the server was down")
-                continue
-            self.jobs.requeue(row.id)
-            self.worker.submit(WorkItem(row.id, payload))
-            requeued += 1
+        for row in self.jobs.claim(self.owner, self.lease_seconds, include_own):
+            if self._resume(row):
+                requeued += 1
         if requeued:
-            log.info("re-queued %d unfinished jobs", requeued)
+            log.info("queued %d jobs left unfinished by a stopped server", requeued)
         return requeued
+
+    def _resume(self, row: JobRow) -> bool:
+        if row.attempts >= self.max_attempts:
+            self.jobs.fail(row.id, f"Job failed: the server stopped during each of its {row.attempts} attempts")
+            return False
+        try:
+            payload = payload_from_json(row.params, self.jobs.inputs(row.id))
+        except (InputsMissing, KeyError, TypeError) as exc:
+            log.warning("job %s cannot be resumed: %s", row.id, exc)
+            self.jobs.fail(row.id, "Job failed: its inputs were lost while the server was down")
+            return False
+        self.jobs.requeue(row.id)
+        self.worker.submit(WorkItem(row.id, payload))
+        return True

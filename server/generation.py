@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -17,8 +16,8 @@ from pipelines.postprocess.encode import to_base64, to_png
 from pipelines.postprocess.safety import SafetyFilter
 from pipelines.registry import ModelNotAvailable, ModelRegistry
 from pipelines.spec import GenerationResult
-from server.gpu_worker import JobFailed, WorkItem
-from server.job_codec import JobPayload, delete_inputs
+from server.gpu_worker import JobFailed, JobMoved, WorkItem
+from server.job_codec import JobPayload
 from server.jobs import JobStore
 from server.metrics import Metrics
 from server.storage import OutputStore
@@ -39,15 +38,28 @@ class JobRunner:
     jobs: JobStore
     safety: SafetyFilter | None
     metrics: Metrics
-    data_dir: Path
+    owner: str | None = None
     max_loras: int = 8
 
     def __call__(self, items: list[WorkItem]) -> list[Any]:
         """One or more compatible jobs; returns each job's record or the JobFailed it ended with."""
-        payloads: list[JobPayload] = [item.payload for item in items]
-        waits = [self.jobs.mark_running(item.job_id) for item in items]
-        for wait in waits:
+        outcomes: dict[int, Any] = {}
+        held, waits = [], []
+        for item in items:
+            wait = self.jobs.mark_running(item.job_id, self.owner)
+            if wait is None:  # another server took the job over while it waited here
+                outcomes[item.job_id] = JobMoved(item.job_id)
+                continue
+            held.append(item)
+            waits.append(wait)
             self.metrics.queue_wait.observe(wait)
+        if held:
+            for item, outcome in zip(held, self._run(held, waits), strict=True):
+                outcomes[item.job_id] = outcome
+        return [outcomes[item.job_id] for item in items]
+
+    def _run(self, items: list[WorkItem], waits: list[float]) -> list[Any]:
+        payloads: list[JobPayload] = [item.payload for item in items]
         started = time.perf_counter()
         try:
             model = self.registry.get(payloads[0].spec.model_id)
@@ -82,7 +94,6 @@ class JobRunner:
             images, flags = self.safety.apply(images, payload.safety_checker_type)
         record = self._store(payload, result, images, flags, started)
         self.jobs.finish(item.job_id, record)
-        self._forget_inputs(payload.file_stem)
         self.metrics.jobs.labels("success").inc()
         self.metrics.generation.observe(record["generation_time"])
         timings = {"queue": round(wait, 4), **record["timings"]}
@@ -115,11 +126,7 @@ class JobRunner:
 
     def _fail(self, item: WorkItem, message: str, cause: BaseException, http_status: int = 200) -> JobFailed:
         self.jobs.fail(item.job_id, message)
-        self._forget_inputs(item.payload.file_stem)
         self.metrics.jobs.labels("failed").inc()
         failure = JobFailed(message, http_status)
         failure.__cause__ = cause
         return failure
-
-    def _forget_inputs(self, stem: str) -> None:
-        delete_inputs(stem, self.data_dir)

@@ -37,6 +37,10 @@ class JobFailed(Exception):
         self.http_status = http_status
 
 
+class JobMoved(Exception):
+    """Another server took the job over (its lease lapsed here); the job goes on there, not failed."""
+
+
 @dataclass
 class WorkItem:
     job_id: int

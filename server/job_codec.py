@@ -1,4 +1,4 @@
-"""A job's payload as it is stored: JSON params in the job row, input images as PNG files beside it.
+"""A job's payload as it is stored: JSON params in the job row, input images as PNGs in job_inputs.
 
 Everything needed to run the job again after a restart is persisted before the request is answered.
 """
@@ -6,8 +6,8 @@ Everything needed to run the job again after a restart is persisted before the r
 from __future__ import annotations
 
 import dataclasses
+import io
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from PIL import Image
@@ -33,25 +33,19 @@ class InputsMissing(RuntimeError):
     pass
 
 
-def inputs_dir(data_dir: Path) -> Path:
-    return data_dir / "inputs"
+def _png(image: Image.Image) -> bytes:
+    # PNG keeps the decoded pixels exactly, so a re-run reproduces the first run.
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
 
 
-def _image_path(data_dir: Path, stem: str, name: str) -> Path:
-    return inputs_dir(data_dir) / f"{stem}-{name}.png"
-
-
-def save_inputs(payload: JobPayload, data_dir: Path) -> None:
-    """PNG keeps the decoded pixels exactly, so a re-run reproduces the first run."""
-    inputs_dir(data_dir).mkdir(parents=True, exist_ok=True)
-    payload.spec.init_image.save(_image_path(data_dir, payload.file_stem, "init"))
+def encode_inputs(payload: JobPayload) -> dict[str, bytes]:
+    """The job's input images, stored with the job row."""
+    inputs = {"init": _png(payload.spec.init_image)}
     if payload.spec.adapters.ip_adapter is not None:
-        payload.spec.adapters.ip_adapter.image.save(_image_path(data_dir, payload.file_stem, "ip"))
-
-
-def delete_inputs(stem: str, data_dir: Path) -> None:
-    for name in ("init", "ip"):
-        _image_path(data_dir, stem, name).unlink(missing_ok=True)
+        inputs["ip"] = _png(payload.spec.adapters.ip_adapter.image)
+    return inputs
 
 
 def payload_to_json(payload: JobPayload) -> dict[str, Any]:
@@ -75,14 +69,14 @@ def payload_to_json(payload: JobPayload) -> dict[str, Any]:
     }
 
 
-def _open(path: Path) -> Image.Image:
-    if not path.is_file():
-        raise InputsMissing(f"input image {path.name} is missing")
-    with Image.open(path) as image:
+def _open(inputs: dict[str, bytes], name: str) -> Image.Image:
+    if name not in inputs:
+        raise InputsMissing(f"input image {name} is missing")
+    with Image.open(io.BytesIO(inputs[name])) as image:
         return image.convert("RGB")
 
 
-def payload_from_json(params: dict[str, Any], data_dir: Path) -> JobPayload:
+def payload_from_json(params: dict[str, Any], inputs: dict[str, bytes]) -> JobPayload:
     stem = params["file_stem"]
     fields = dict(params["spec"])
     stored = fields.pop("adapters")
@@ -91,8 +85,8 @@ def payload_from_json(params: dict[str, Any], data_dir: Path) -> JobPayload:
         loras=tuple((lora_id, float(weight)) for lora_id, weight in stored["loras"]),
         vae=stored["vae"],
         embeddings=tuple(stored["embeddings"]),
-        ip_adapter=IpAdapterRequest(ip["adapter_id"], _open(_image_path(data_dir, stem, "ip")), ip["scale"]) if ip else None,
+        ip_adapter=IpAdapterRequest(ip["adapter_id"], _open(inputs, "ip"), ip["scale"]) if ip else None,
     )
-    spec = GenerationSpec(**fields, init_image=_open(_image_path(data_dir, stem, "init")), adapters=adapters)
+    spec = GenerationSpec(**fields, init_image=_open(inputs, "init"), adapters=adapters)
     return JobPayload(spec, stem, params["base64"], params["temp"], params["safety_checker"],
                       params["safety_checker_type"])

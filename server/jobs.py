@@ -16,6 +16,7 @@ from sqlalchemy import (
     Column,
     Float,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -24,6 +25,7 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    or_,
     select,
     update,
 )
@@ -47,7 +49,20 @@ jobs = Table(
     Column("created_at", Float, nullable=False),
     Column("started_at", Float),
     Column("finished_at", Float),
+    # The server that holds the job and until when; a job whose lease lapses (its server died) is
+    # claimed by another server sharing this table, or by the same server when it restarts.
+    Column("owner", String(64)),
+    Column("lease_until", Float),
     sqlite_autoincrement=True,
+)
+
+# Input images live with the job (not on one server's disk), so any server sharing the table can run it.
+job_inputs = Table(
+    "job_inputs",
+    metadata,
+    Column("job_id", Integer, primary_key=True),
+    Column("name", String(16), primary_key=True),
+    Column("data", LargeBinary, nullable=False),
 )
 
 # Webhook deliveries live in the same database and are written in the same transaction that ends the
@@ -103,6 +118,8 @@ class JobRow:
     created_at: float
     started_at: float | None
     finished_at: float | None
+    owner: str | None = None
+    lease_until: float | None = None
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
@@ -126,7 +143,10 @@ class JobStore:
         self.engine = engine
         metadata.create_all(engine)
 
-    def create(self, model_id: str, params: dict[str, Any], webhook: str | None, track_id: str | None) -> int:
+    def create(self, model_id: str, params: dict[str, Any], webhook: str | None, track_id: str | None,
+               owner: str | None = None, lease_seconds: float = 0.0, inputs: dict[str, bytes] | None = None) -> int:
+        """The job row and its input images, in one transaction: committed before the client hears back."""
+        now = time.time()
         with self.engine.begin() as conn:
             result = conn.execute(
                 insert(jobs).values(
@@ -136,20 +156,72 @@ class JobStore:
                     webhook=webhook,
                     track_id=track_id,
                     attempts=0,
-                    created_at=time.time(),
+                    created_at=now,
+                    owner=owner,
+                    lease_until=now + lease_seconds,
                 )
             )
-            return int(result.inserted_primary_key[0])
+            job_id = int(result.inserted_primary_key[0])
+            for name, data in (inputs or {}).items():
+                conn.execute(insert(job_inputs).values(job_id=job_id, name=name, data=data))
+            return job_id
 
-    def mark_running(self, job_id: int) -> float:
-        """Count an attempt and return the seconds the job waited since it was accepted."""
+    def inputs(self, job_id: int) -> dict[str, bytes]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(job_inputs.c.name, job_inputs.c.data).where(job_inputs.c.job_id == job_id))
+            return {name: bytes(data) for name, data in rows}
+
+    def drop_inputs(self, job_id: int) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(job_inputs.delete().where(job_inputs.c.job_id == job_id))
+
+    def mark_running(self, job_id: int, owner: str | None = None) -> float | None:
+        """Count an attempt and return the seconds the job waited; None if another server now holds it."""
         now = time.time()
         with self.engine.begin() as conn:
-            conn.execute(
-                update(jobs).where(jobs.c.id == job_id).values(status="running", started_at=now, attempts=jobs.c.attempts + 1)
-            )
+            query = update(jobs).where(jobs.c.id == job_id, jobs.c.status.in_(UNFINISHED))
+            if owner is not None:
+                query = query.where(jobs.c.owner == owner)
+            changed = conn.execute(
+                query.values(status="running", started_at=now, attempts=jobs.c.attempts + 1)
+            ).rowcount
+            if not changed:
+                return None
             created = conn.execute(select(jobs.c.created_at).where(jobs.c.id == job_id)).scalar_one()
         return max(0.0, now - created)
+
+    def renew_leases(self, owner: str, seconds: float) -> int:
+        """Heartbeat: extend the lease of every unfinished job this server holds."""
+        with self.engine.begin() as conn:
+            return conn.execute(
+                update(jobs).where(jobs.c.owner == owner, jobs.c.status.in_(UNFINISHED))
+                .values(lease_until=time.time() + seconds)
+            ).rowcount
+
+    def claim(self, owner: str, seconds: float, include_own: bool) -> list[JobRow]:
+        """Take over unfinished jobs whose lease lapsed (and, at start-up, this server's own), oldest first.
+
+        Each claim is a conditional update, so when two servers race for a job exactly one wins.
+        """
+        now = time.time()
+        lapsed = or_(jobs.c.lease_until.is_(None), jobs.c.lease_until < now)
+        claimable = or_(lapsed, jobs.c.owner == owner) if include_own else lapsed
+        claimed = []
+        with self.engine.connect() as conn:
+            candidates = conn.execute(
+                select(jobs.c.id).where(jobs.c.status.in_(UNFINISHED), claimable).order_by(jobs.c.id)
+            ).scalars().all()
+        for job_id in candidates:
+            with self.engine.begin() as conn:
+                won = conn.execute(
+                    update(jobs).where(jobs.c.id == job_id, jobs.c.status.in_(UNFINISHED), claimable)
+                    .values(owner=owner, lease_until=now + seconds)
+                ).rowcount
+            if won:
+                row = self.get(job_id)
+                if row is not None:
+                    claimed.append(row)
+        return claimed
 
     def finish(self, job_id: int, result: dict[str, Any]) -> None:
         self._end(job_id, status="success", result=result)
@@ -161,6 +233,7 @@ class JobStore:
         now = time.time()
         with self.engine.begin() as conn:
             conn.execute(update(jobs).where(jobs.c.id == job_id).values(finished_at=now, **values))
+            conn.execute(job_inputs.delete().where(job_inputs.c.job_id == job_id))  # done: inputs no longer needed
             webhook = conn.execute(select(jobs.c.webhook).where(jobs.c.id == job_id)).scalar_one_or_none()
             already = conn.execute(select(webhook_outbox.c.id).where(webhook_outbox.c.job_id == job_id)).first()
             if webhook and not already:
@@ -173,6 +246,7 @@ class JobStore:
             conn.execute(update(jobs).where(jobs.c.id == job_id).values(status="queued"))
 
     def unfinished(self) -> list[JobRow]:
+        """Every queued or running job, oldest first (whoever holds it)."""
         with self.engine.connect() as conn:
             rows = conn.execute(select(jobs).where(jobs.c.status.in_(UNFINISHED)).order_by(jobs.c.id)).mappings()
             return [JobRow(**row) for row in rows]

@@ -16,7 +16,7 @@ from pipelines.generate import batch_key
 from pipelines.warmup import warm_up
 from pipelines.postprocess.safety import SafetyFilter, load_detector
 from pipelines.registry import ModelRegistry, resolve_device
-from server.dispatch import Dispatcher
+from server.dispatch import Dispatcher, server_id
 from server.errors import register_error_handlers
 from server.generation import JobRunner
 from server.gpu_worker import Batching, GpuWorker
@@ -47,6 +47,17 @@ async def _preload(state: AppState) -> None:
             return
         log.info("preloaded %s (load %.2fs)", model_id, seconds)
     state.ready, state.not_ready_reason = True, ""
+
+
+async def _keep_leases(dispatcher: Dispatcher, seconds: float) -> None:
+    """Renew this server's leases and take over jobs whose server stopped renewing theirs."""
+    while True:
+        await asyncio.sleep(seconds / 3)
+        try:
+            await asyncio.to_thread(dispatcher.heartbeat)
+            await asyncio.to_thread(dispatcher.recover, False)
+        except Exception:  # a database hiccup must not end the heartbeat
+            log.exception("lease upkeep failed")
 
 
 async def _sweep_temp_forever(store: OutputStore, interval: float) -> None:
@@ -93,14 +104,15 @@ def build_state(settings: Settings) -> AppState:
     detector = load_detector(settings.safety_backend, settings.safety_checker_path, settings.nudenet_threshold)
     safety = SafetyFilter(detector, settings.safety_threshold_shift) if detector is not None else None
     adapters = AdapterStore(config, settings.data_dir, registry.device, registry.dtype, settings.max_vaes)
-    runner = JobRunner(registry, adapters, store, jobs, safety, metrics, settings.data_dir, settings.max_loras)
+    owner = server_id(settings.data_dir)
+    runner = JobRunner(registry, adapters, store, jobs, safety, metrics, owner, settings.max_loras)
     batching = None
     if settings.batching:
         batching = Batching(key=lambda item: batch_key(item.payload.spec), size=lambda item: item.payload.spec.samples,
                             window=settings.batch_window, max_images=settings.max_batch_images)
     worker = GpuWorker(runner, batching)
     metrics.watch_queue(worker.depth)
-    dispatcher = Dispatcher(jobs, worker, settings.data_dir, settings.max_queue, settings.max_attempts)
+    dispatcher = Dispatcher(jobs, worker, owner, settings.max_queue, settings.max_attempts, settings.lease_seconds)
     guard = UrlGuard(settings.allow_private_urls, settings.fetch_timeout, settings.max_download_bytes)
     throttle = KeyFailureThrottle(settings.key_failures_per_minute)
     return AppState(settings, registry, jobs, store, worker, safety, dispatcher, metrics, guard, throttle)
@@ -126,6 +138,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             asyncio.create_task(_sweep_temp_forever(state.store, state.settings.sweep_interval)),
             asyncio.create_task(sender.run_forever()),
             asyncio.create_task(_preload(state)),
+            asyncio.create_task(_keep_leases(state.dispatcher, state.settings.lease_seconds)),
         ]
         log.info("sdgate ready: %d models registered, device %s", len(state.registry.config.models), state.registry.device)
         try:

@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     sweep_interval: float = Field(default=600, gt=0, description="seconds between temp-file sweeps")
     database_url: str | None = Field(default=None, description="SQLAlchemy URL; default SQLite in the data dir")
     max_attempts: int = Field(default=3, ge=1, description="runs of one job before a restart-interrupted job fails")
+    lease_seconds: float = Field(
+        default=30.0, gt=0, description="how long a job stays with a server that stopped renewing it"
+    )
     shutdown_grace: float = Field(default=30.0, ge=0, description="seconds a running job may finish at shutdown")
     webhook_secret: SecretStr | None = Field(default=None, description="HMAC-SHA256 key for X-Sdgate-Signature")
     webhook_max_attempts: int = Field(default=5, ge=1)

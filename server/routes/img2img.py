@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 
 from server.auth import require_key
 from server.errors import ApiError
-from server.gpu_worker import JobFailed, QueueFull, WorkItem
+from server.gpu_worker import JobFailed, JobMoved, QueueFull, WorkItem
 from server.job_builder import build_job
 from server.response_models import JOB_RESPONSES
 from server.responses import processing_body, success_body
@@ -45,8 +45,8 @@ async def img2img(body: Img2ImgRequest, request: Request, state: StateDep) -> di
     try:
         if timeout > 0:
             await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(item.future)), timeout)
-    except asyncio.TimeoutError:
-        pass
+    except (asyncio.TimeoutError, JobMoved):
+        pass  # still running (here or on the server that took it over): answer "processing"
     except JobFailed as exc:
         raise ApiError(str(exc), http_status=exc.http_status, id=job_id) from None
     row = state.jobs.get(job_id)

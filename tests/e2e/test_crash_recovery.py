@@ -69,7 +69,8 @@ def test_kill_9_then_restart_finishes_every_accepted_job(tiny_dir: Path, tmp_pat
                 assert httpx.get(url, timeout=30).status_code == 200
         # Re-runs overwrite by name: exactly samples x jobs images, none twice.
         assert len(list((tmp_path / "generations").glob("*.png"))) == 2 * len(ids)
-        assert not list((tmp_path / "inputs").glob("*.png"))  # inputs are dropped once a job is done
+        with sqlite3.connect(tmp_path / "jobs.db") as db:  # inputs are dropped once a job is done
+            assert db.execute("select count(*) from job_inputs").fetchone() == (0,)
 
         # The official SDK's fetch loop against a server that answers "processing" first.
         client = Client(api_key="k", fetch_retry=120, fetch_timeout=1)
