@@ -16,7 +16,7 @@ def skipped_layers(api_clip_skip: int) -> int:
     return max(0, api_clip_skip - 1)
 
 
-def clip_skip_embeds(pipe: StableDiffusionImg2ImgPipeline, prompt: str, layers: int) -> torch.Tensor:
+def clip_skip_embeds(pipe: StableDiffusionImg2ImgPipeline, prompt: str | list[str], layers: int) -> torch.Tensor:
     """Text embeddings from the hidden state `layers` below the last, through the final layer norm."""
     # Expands textual-inversion tokens (one token -> its vectors) exactly as the pipeline does.
     prompt = pipe.maybe_convert_prompt(prompt, pipe.tokenizer)
