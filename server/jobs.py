@@ -24,6 +24,7 @@ from sqlalchemy import (
     create_engine,
     event,
     func,
+    and_,
     insert,
     or_,
     select,
@@ -205,7 +206,11 @@ class JobStore:
         """
         now = time.time()
         lapsed = or_(jobs.c.lease_until.is_(None), jobs.c.lease_until < now)
-        claimable = or_(lapsed, jobs.c.owner == owner) if include_own else lapsed
+        if include_own:
+            claimable = or_(lapsed, jobs.c.owner == owner)
+        else:
+            # While running, this server's own jobs are in its queue already, lapsed lease or not.
+            claimable = and_(lapsed, or_(jobs.c.owner.is_(None), jobs.c.owner != owner))
         claimed = []
         with self.engine.connect() as conn:
             candidates = conn.execute(

@@ -69,3 +69,15 @@ def test_the_server_runs_on_the_database(database_url: str, tiny_dir: Path, tmp_
             assert time.monotonic() < deadline, answer
             time.sleep(0.1)
         assert answer["id"] == job_id and answer["output"]
+
+
+def test_claims_take_lapsed_leases_once(database_url: str) -> None:
+    store = JobStore(make_engine(database_url))
+    mine = store.create("m", {}, None, None, owner="a", lease_seconds=0)
+    live = store.create("m", {}, None, None, owner="b", lease_seconds=60)
+    assert store.claim("a", 30, include_own=False) == []  # a's own job is in a's queue already
+    assert [row.id for row in store.claim("c", 30, include_own=False)] == [mine]  # lapsed: c takes it
+    assert store.claim("d", 30, include_own=False) == []  # c's fresh lease; b's live one
+    assert [row.id for row in store.claim("b", 30, include_own=True)] == [live]  # b restarting takes its own
+    assert store.get(mine).owner == "c" and store.get(live).owner == "b"
+    assert store.mark_running(mine, "a") is None and store.mark_running(mine, "c") is not None
