@@ -16,13 +16,14 @@ from typing import Any
 
 import torch
 from diffusers import AutoencoderKL
-from huggingface_hub import hf_hub_download, snapshot_download
+from huggingface_hub import snapshot_download
+from huggingface_hub.errors import LocalEntryNotFoundError
 from PIL import Image
 from safetensors.torch import load_file
 from transformers import CLIPVisionModelWithProjection
 
 from pipelines.config import EmbeddingEntry, IpAdapterEntry, RegistryConfig, SourceEntry, VaeEntry
-from pipelines.registry import LoadedModel, ModelNotAvailable, downloads_dir
+from pipelines.registry import LoadedModel, ModelNotAvailable, single_file_path
 
 log = logging.getLogger(__name__)
 
@@ -48,24 +49,17 @@ class AdapterSpec:
     ip_adapter: IpAdapterRequest | None = None
 
 
-def local_file(entry_id: str, entry: SourceEntry, data_dir: Path, filename: str | None = None) -> Path:
+def local_file(entry_id: str, entry: SourceEntry, data_dir: Path) -> Path:
     """Where a single-file adapter lives on this machine; ModelNotAvailable if `sdgate pull` has not run."""
+    missing = ModelNotAvailable(f"{entry_id} is not available on this server yet; run `sdgate pull {entry_id}`")
     try:
-        if entry.file is not None:
-            path = entry.file
-        elif entry.repo is not None:
-            name = filename or entry.filename
-            if name is None:
-                raise AdapterError(f"{entry_id}: a repo source needs `filename`")
-            path = Path(hf_hub_download(entry.repo, name, revision=entry.revision, local_files_only=True))
-        elif entry.url is not None:
-            path = downloads_dir(data_dir) / entry_id / entry.url.rsplit("/", 1)[-1]
-        else:
-            raise AdapterError(f"{entry_id}: expected a file, repo or url source")
-    except OSError as exc:
-        raise ModelNotAvailable(f"{entry_id} is not available on this server yet; run `sdgate pull {entry_id}`") from exc
+        path = single_file_path(entry_id, entry, data_dir)
+    except (OSError, LocalEntryNotFoundError) as exc:
+        raise missing from exc
+    except ValueError as exc:
+        raise AdapterError(str(exc)) from None
     if not path.is_file():
-        raise ModelNotAvailable(f"{entry_id} is not available on this server yet; run `sdgate pull {entry_id}`")
+        raise missing
     return path
 
 

@@ -14,7 +14,7 @@ from huggingface_hub import hf_hub_download, snapshot_download
 from tqdm import tqdm
 
 from pipelines.config import IpAdapterEntry, RegistryConfig, SourceEntry
-from pipelines.registry import downloads_dir
+from pipelines.registry import single_file_path, url_download_path
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ def pull_entry(entry_id: str, entry: SourceEntry, data_dir: Path) -> str:
         )
         return f"{entry_id}: {entry.repo}"
     assert entry.url is not None
-    target = downloads_dir(data_dir) / entry_id / entry.url.rsplit("/", 1)[-1]
+    target = url_download_path(data_dir, entry_id, entry.url)
     if target.is_file():
         return f"{entry_id}: already downloaded"
     download_url(entry.url, target, entry.sha256)
@@ -119,8 +119,7 @@ def local_status(entry_id: str, entry: SourceEntry, data_dir: Path) -> tuple[boo
         if entry.file is not None:
             return entry.file.is_file(), _files_size([entry.file])
         if entry.repo is not None and entry.filename is not None:
-            path = Path(hf_hub_download(entry.repo, entry.filename, revision=entry.revision, local_files_only=True))
-            return True, _files_size([path])
+            return True, _files_size([single_file_path(entry_id, entry, data_dir)])
         if entry.repo is not None:
             patterns = DIFFUSERS_PATTERNS
             if isinstance(entry, IpAdapterEntry):
@@ -130,8 +129,7 @@ def local_status(entry_id: str, entry: SourceEntry, data_dir: Path) -> tuple[boo
             return True, _files_size([p.resolve() for p in folder.rglob("*")])
     except (OSError, ValueError):
         return False, 0
-    assert entry.url is not None
-    target = downloads_dir(data_dir) / entry_id / entry.url.rsplit("/", 1)[-1]
+    target = single_file_path(entry_id, entry, data_dir)
     return target.is_file(), _files_size([target])
 
 

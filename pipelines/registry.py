@@ -21,7 +21,7 @@ from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionXLImg2ImgPi
 from huggingface_hub import hf_hub_download
 from huggingface_hub.errors import LocalEntryNotFoundError
 
-from pipelines.config import ModelEntry, RegistryConfig
+from pipelines.config import ModelEntry, RegistryConfig, SourceEntry
 from pipelines.fast_path import FastPathOptions, apply_fast_path
 from pipelines.model_cache import Move, TieredCache
 
@@ -61,13 +61,22 @@ def downloads_dir(data_dir: Path) -> Path:
     return data_dir / "downloads"
 
 
-def _single_file_path(model_id: str, entry: ModelEntry, data_dir: Path) -> Path:
+def url_download_path(data_dir: Path, entry_id: str, url: str) -> Path:
+    return downloads_dir(data_dir) / entry_id / url.rsplit("/", 1)[-1]
+
+
+def single_file_path(entry_id: str, entry: SourceEntry, data_dir: Path) -> Path:
+    """Where a single-file source (model, LoRA, VAE, embedding) is on this machine; existence not checked.
+
+    A Hugging Face file not in the local cache raises (OSError / LocalEntryNotFoundError): nothing downloads.
+    """
     if entry.file is not None:
         return entry.file
     if entry.repo is not None and entry.filename is not None:
         return Path(hf_hub_download(entry.repo, entry.filename, revision=entry.revision, local_files_only=True))
-    assert entry.url is not None
-    return downloads_dir(data_dir) / model_id / entry.url.rsplit("/", 1)[-1]
+    if entry.url is not None:
+        return url_download_path(data_dir, entry_id, entry.url)
+    raise ValueError(f"{entry_id}: expected a file, a repo with a filename, or a url source")
 
 
 def model_bytes(pipe: Any) -> int:
@@ -190,7 +199,7 @@ class ModelRegistry:
                     source, revision=entry.revision, dtype=self.dtype, local_files_only=True, **extra
                 )
             else:
-                path = _single_file_path(model_id, entry, self.data_dir)
+                path = single_file_path(model_id, entry, self.data_dir)
                 if not path.is_file():
                     raise FileNotFoundError(path)
                 pipe = cls.from_single_file(

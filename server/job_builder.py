@@ -9,6 +9,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from PIL import Image
+
 from pipelines.images import ImageError, decode_image, fit_to_output
 from pipelines.prompts import UnknownStyle, build_negative_prompt, build_prompt, get_style
 from pipelines.registry import ModelNotFound
@@ -52,7 +54,7 @@ async def _check_webhook(url: str | None, state: AppState) -> None:
         raise ApiError("webhook must be a public http(s) URL") from None
 
 
-async def _init_image(body: Img2ImgRequest, state: AppState):  # type: ignore[no-untyped-def]
+async def _init_image(body: Img2ImgRequest, state: AppState) -> Image.Image:
     settings = state.settings
     data = await load_image_bytes(body.init_image, base64_mode=body.base64, guard=state.url_guard)
     try:

@@ -172,10 +172,6 @@ class JobStore:
             rows = conn.execute(select(job_inputs.c.name, job_inputs.c.data).where(job_inputs.c.job_id == job_id))
             return {name: bytes(data) for name, data in rows}
 
-    def drop_inputs(self, job_id: int) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(job_inputs.delete().where(job_inputs.c.job_id == job_id))
-
     def mark_running(self, job_id: int, owner: str | None = None) -> float | None:
         """Count an attempt and return the seconds the job waited; None if another server now holds it."""
         now = time.time()

@@ -11,8 +11,6 @@ import json
 import threading
 import time
 from collections import defaultdict, deque
-from typing import Any
-
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.errors import error_body
@@ -94,7 +92,3 @@ class KeyFailureThrottle:
         now = time.monotonic()
         with self._lock:
             self._recent(address, now).append(now)
-
-    def state(self) -> dict[str, Any]:
-        with self._lock:
-            return {address: len(window) for address, window in self._failures.items()}

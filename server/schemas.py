@@ -218,6 +218,19 @@ class Img2ImgRequest(BaseModel):
         raise ValueError("track_id must be a string or a number")
 
 
+class KeyOnlyRequest(BaseModel):
+    """Body of the routes that take nothing but the key (system_load, model_list)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    key: str | None = Field(default=None, description="Your API key.")
+
+    @field_validator("key", mode="before")
+    @classmethod
+    def check_key(cls, value: Any) -> str | None:
+        return to_optional_str("key", value)
+
+
 class FetchRequest(BaseModel):
     """Body of POST /api/v6/images/fetch (request_id in the body) and /fetch/{id} (key only)."""
 

@@ -13,13 +13,11 @@ from pipelines.pull import local_status
 from pipelines.registry import ModelNotAvailable, ModelNotFound
 from server.auth import require_key
 from server.errors import ApiError
+from server.schemas import KeyOnlyRequest
 from server.state import AppState, StateDep
 
 router = APIRouter()
 
-
-class KeyOnly(BaseModel):
-    key: str | None = None
 
 
 class ReloadRequest(BaseModel):
@@ -49,7 +47,7 @@ def _model_rows(state: AppState) -> list[dict[str, Any]]:
 
 
 @router.post("/api/v4/dreambooth/model_list", summary="Registered models (hosted bare-array shape)")
-async def model_list(body: KeyOnly, request: Request, state: StateDep) -> list[dict[str, Any]]:
+async def model_list(body: KeyOnlyRequest, request: Request, state: StateDep) -> list[dict[str, Any]]:
     """Every model in models.yaml; status model_ready when its files are on this machine."""
     require_key(body.key, request, state.settings, state.key_throttle)
     return await asyncio.to_thread(_model_rows, state)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
-from pydantic import BaseModel
 
 from server.auth import require_key
+from server.schemas import KeyOnlyRequest
 from server.state import StateDep
 
 router = APIRouter()
@@ -42,12 +42,9 @@ async def metrics(state: StateDep) -> Response:
     return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 
-class KeyOnly(BaseModel):
-    key: str | None = None
-
 
 @router.post("/api/v3/system_load", summary="Queue load (hosted v3 shape)")
-async def system_load(body: KeyOnly, request: Request, state: StateDep) -> dict:
+async def system_load(body: KeyOnlyRequest, request: Request, state: StateDep) -> dict:
     """Unfinished jobs and the estimated seconds to drain them."""
     require_key(body.key, request, state.settings, state.key_throttle)
     depth = state.worker.depth()

@@ -88,6 +88,8 @@ def test_concurrent_requests_are_batched_and_match_unbatched(tiny_dir: Path, tmp
 
 def test_a_lone_request_does_not_wait_for_the_window(tiny_dir: Path, tmp_path: Path) -> None:
     with app_client(tiny_dir, tmp_path, batch_window=30) as app:
+        started = time.monotonic()
         answer = app.post(API, json=_bodies(1)[0]).json()
-        assert answer["status"] == "success" and answer["generationTime"] < 30
+        # generationTime starts after batching; the request's wall time shows any wait for the 30 s window.
+        assert answer["status"] == "success" and time.monotonic() - started < 20
         assert app.app.state.sdgate.jobs.get(answer["id"]).result["timings"]["batch_jobs"] == 1
