@@ -34,7 +34,7 @@ COPY --chown=sdgate:sdgate pyproject.toml README.md ./
 COPY --chown=sdgate:sdgate scripts ./scripts
 COPY --chown=sdgate:sdgate server ./server
 COPY --chown=sdgate:sdgate pipelines ./pipelines
-RUN SDGATE_TORCH_INDEX_URL="$TORCH_INDEX_URL" SDGATE_TORCH_VERSION="$TORCH_VERSION" scripts/setup-venv safety,postgres,s3
+RUN SDGATE_TORCH_INDEX_URL="$TORCH_INDEX_URL" SDGATE_TORCH_VERSION="$TORCH_VERSION" scripts/setup-venv safety,postgres,s3,ray
 
 COPY --chown=sdgate:sdgate models.yaml ./
 # Tiny random-weight models back the smoke-test ids in models.yaml (seconds to build, about 30 MB).

@@ -24,7 +24,7 @@ def _serve(args: argparse.Namespace) -> int:
     from server.settings import Settings, UnsafeSettings
 
     overrides = {k: v for k, v in {"config": args.config, "host": args.host, "port": args.port,
-                                   "data_dir": args.data_dir}.items() if v is not None}
+                                   "data_dir": args.data_dir, "backend": args.backend}.items() if v is not None}
     settings = Settings(**overrides)
     try:
         # Fail fast, before binding the port: a keyless public host, a bad models.yaml, unknown preload ids.
@@ -32,8 +32,15 @@ def _serve(args: argparse.Namespace) -> int:
     except (ConfigError, UnsafeSettings) as exc:
         print(f"sdgate: {exc}", file=sys.stderr)
         return 2
-    # On SIGTERM uvicorn stops accepting and waits for open requests; the lifespan then lets the running job finish.
     configure_logging(settings.log_format)
+    if settings.backend == "ray":
+        try:
+            from server.ray_backend import serve_forever
+        except ImportError:
+            print("sdgate: the ray backend needs the ray extra: pip install 'sdgate[ray]'", file=sys.stderr)
+            return 2
+        return serve_forever(settings)
+    # On SIGTERM uvicorn stops accepting and waits for open requests; the lifespan then lets the running job finish.
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None,
                 timeout_graceful_shutdown=int(settings.shutdown_grace) or None)
     return 0
@@ -97,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.add_argument("--data-dir", type=Path)
+    serve.add_argument("--backend", choices=["embedded", "ray"], help="default SDGATE_BACKEND, else embedded")
     serve.set_defaults(func=_serve)
     tiny = sub.add_parser("make-tiny", help="write tiny random-weight test models and their models.yaml")
     tiny.add_argument("--out", required=True)

@@ -12,7 +12,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from server.gpu_worker import GpuWorker, QueueFull, WorkItem
+from server.gpu_worker import JobQueue, QueueFull, WorkItem
 from server.job_codec import InputsMissing, JobPayload, encode_inputs, payload_from_json, payload_to_json
 from server.jobs import JobRow, JobStore
 
@@ -30,7 +30,7 @@ def server_id(data_dir: Path) -> str:
 class Dispatcher:
     """Owns job acceptance and leases. Components: the job table, the GPU worker, this server's id."""
 
-    def __init__(self, jobs: JobStore, worker: GpuWorker, owner: str, max_queue: int, max_attempts: int,
+    def __init__(self, jobs: JobStore, worker: JobQueue, owner: str, max_queue: int, max_attempts: int,
                  lease_seconds: float) -> None:
         self.jobs = jobs
         self.worker = worker
@@ -46,7 +46,7 @@ class Dispatcher:
         params = payload_to_json(payload) | {"meta": meta}
         job_id = self.jobs.create(payload.spec.model_id, params, webhook, track_id, owner=self.owner,
                                   lease_seconds=self.lease_seconds, inputs=encode_inputs(payload))
-        item = WorkItem(job_id, payload)
+        item = WorkItem(job_id, payload, self.owner)
         self.worker.submit(item)
         return item
 
@@ -74,5 +74,5 @@ class Dispatcher:
             self.jobs.fail(row.id, "Job failed: its inputs were lost while the server was down")
             return False
         self.jobs.requeue(row.id)
-        self.worker.submit(WorkItem(row.id, payload))
+        self.worker.submit(WorkItem(row.id, payload, self.owner))
         return True

@@ -38,7 +38,6 @@ class JobRunner:
     jobs: JobStore
     safety: SafetyFilter | None
     metrics: Metrics
-    owner: str | None = None
     max_loras: int = 8
 
     def __call__(self, items: list[WorkItem]) -> list[Any]:
@@ -46,7 +45,7 @@ class JobRunner:
         outcomes: dict[int, Any] = {}
         held, waits = [], []
         for item in items:
-            wait = self.jobs.mark_running(item.job_id, self.owner)
+            wait = self.jobs.mark_running(item.job_id, item.owner)
             if wait is None:  # another server took the job over while it waited here
                 outcomes[item.job_id] = JobMoved(item.job_id)
                 continue
@@ -93,7 +92,10 @@ class JobRunner:
             assert self.safety is not None
             images, flags = self.safety.apply(images, payload.safety_checker_type)
         record = self._store(payload, result, images, flags, started)
-        self.jobs.finish(item.job_id, record)
+        if not self.jobs.finish(item.job_id, record):
+            # A re-sent copy of this job ended it first; our files overwrote the same names, the row stays as it was.
+            log.info("job %s had already ended; this run changed nothing", item.job_id)
+            return record
         self.metrics.jobs.labels("success").inc()
         self.metrics.generation.observe(record["generation_time"])
         timings = {"queue": round(wait, 4), **record["timings"]}
@@ -124,8 +126,9 @@ class JobRunner:
             "timings": timings,
         }
 
-    def _fail(self, item: WorkItem, message: str, cause: BaseException, http_status: int = 200) -> JobFailed:
-        self.jobs.fail(item.job_id, message)
+    def _fail(self, item: WorkItem, message: str, cause: BaseException, http_status: int = 200) -> Exception:
+        if not self.jobs.fail(item.job_id, message):
+            return JobMoved(item.job_id)  # a re-sent copy already ended it: that outcome stands
         self.metrics.jobs.labels("failed").inc()
         failure = JobFailed(message, http_status)
         failure.__cause__ = cause

@@ -17,10 +17,10 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Hashable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +43,11 @@ class JobMoved(Exception):
 
 @dataclass
 class WorkItem:
+    """One job on its way to a GPU; `owner` is the server holding its lease (it must still hold it to run)."""
+
     job_id: int
     payload: Any
+    owner: str | None = None
     future: Future = field(default_factory=Future)
 
 
@@ -69,17 +72,38 @@ class Batching:
 _STOP = object()
 
 
-class GpuWorker:
+class Throughput:
+    """Recent seconds per job, for the eta and queue_time the hosted API reports."""
+
+    def __init__(self) -> None:
+        self._recent: deque[float] = deque(maxlen=20)
+
+    def depth(self) -> int:
+        raise NotImplementedError
+
+    def record(self, seconds_per_job: float) -> None:
+        self._recent.append(seconds_per_job)
+
+    def average_seconds(self) -> float:
+        return sum(self._recent) / len(self._recent) if self._recent else 5.0
+
+    def eta(self, ahead: int | None = None) -> float:
+        """Seconds until a job submitted now (or with `ahead` jobs before it) should be done."""
+        ahead = self.depth() if ahead is None else ahead
+        return round(self.average_seconds() * (ahead + 1), 2)
+
+
+class GpuWorker(Throughput):
     """Runs `execute(items)` on a dedicated thread; `execute` returns one result or exception per item."""
 
     def __init__(self, execute: Callable[[list[WorkItem]], list[Any]], batching: Batching | None = None,
                  name: str = "gpu-worker") -> None:
+        super().__init__()
         self._execute = execute
         self._batching = batching
         self._items: deque[Any] = deque()
         self._ready = threading.Condition()
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
-        self._recent: deque[float] = deque(maxlen=20)
         self._running = 0
         self._incoming = 0
 
@@ -113,6 +137,15 @@ class GpuWorker:
         self._put(item)
         return item.future
 
+    def cancel(self, item: WorkItem) -> bool:
+        """Take a job back out of the queue; False once it has started (it then runs to the end)."""
+        with self._ready:
+            for index, queued in enumerate(self._items):
+                if queued is item:
+                    del self._items[index]
+                    return True
+            return False
+
     def call(self, fn: Callable[[], Any]) -> Future:
         """Run fn on the worker thread after the jobs queued before it."""
         item = _Call(fn)
@@ -128,14 +161,6 @@ class GpuWorker:
         """Jobs waiting plus those running (model loads queued with call() count too)."""
         with self._ready:
             return len(self._items) + self._running
-
-    def average_seconds(self) -> float:
-        return sum(self._recent) / len(self._recent) if self._recent else 5.0
-
-    def eta(self, ahead: int | None = None) -> float:
-        """Seconds until a job submitted now (or with `ahead` jobs before it) should be done."""
-        ahead = self.depth() if ahead is None else ahead
-        return round(self.average_seconds() * (ahead + 1), 2)
 
     def _take(self) -> Any:
         with self._ready:
@@ -197,6 +222,25 @@ class GpuWorker:
                     work.future.set_exception(outcome)
                 else:
                     work.future.set_result(outcome)
-            self._recent.append((time.perf_counter() - started) / len(batch))
+            self.record((time.perf_counter() - started) / len(batch))
             with self._ready:
                 self._running = 0
+
+
+class JobQueue(Protocol):
+    """What the Dispatcher and the routes need from a backend: LocalGpu here, RayWorker on a Ray cluster."""
+
+    device: str
+
+    def incoming(self) -> AbstractContextManager[None]: ...
+    def start(self) -> None: ...
+    def stop(self, timeout: float = 30.0) -> None: ...
+    def is_alive(self) -> bool: ...
+    def submit(self, item: WorkItem) -> Future: ...
+    def depth(self) -> int: ...
+    def average_seconds(self) -> float: ...
+    def eta(self, ahead: int | None = None) -> float: ...
+    def warm(self, model_id: str) -> Future: ...
+    def reload(self, model_id: str) -> Future: ...
+    def loaded_ids(self) -> list[str]: ...
+    def replicas(self) -> list[dict]: ...

@@ -224,27 +224,34 @@ class JobStore:
                     claimed.append(row)
         return claimed
 
-    def finish(self, job_id: int, result: dict[str, Any]) -> None:
-        self._end(job_id, status="success", result=result)
+    def finish(self, job_id: int, result: dict[str, Any]) -> bool:
+        return self._end(job_id, status="success", result=result)
 
-    def fail(self, job_id: int, error: str) -> None:
-        self._end(job_id, status="failed", error=error)
+    def fail(self, job_id: int, error: str) -> bool:
+        return self._end(job_id, status="failed", error=error)
 
-    def _end(self, job_id: int, **values: Any) -> None:
+    def _end(self, job_id: int, **values: Any) -> bool:
+        """End an unfinished job; False if it had ended already (a re-sent copy finished first): reported once."""
         now = time.time()
         with self.engine.begin() as conn:
-            conn.execute(update(jobs).where(jobs.c.id == job_id).values(finished_at=now, **values))
+            ended = conn.execute(
+                update(jobs).where(jobs.c.id == job_id, jobs.c.status.in_(UNFINISHED)).values(finished_at=now, **values)
+            ).rowcount
+            if not ended:
+                return False
             conn.execute(job_inputs.delete().where(job_inputs.c.job_id == job_id))  # done: inputs no longer needed
             webhook = conn.execute(select(jobs.c.webhook).where(jobs.c.id == job_id)).scalar_one_or_none()
-            already = conn.execute(select(webhook_outbox.c.id).where(webhook_outbox.c.job_id == job_id)).first()
-            if webhook and not already:
+            if webhook:
                 conn.execute(insert(webhook_outbox).values(
                     job_id=job_id, url=webhook, status="pending", attempts=0, next_attempt_at=now, created_at=now
                 ))
+            return True
 
-    def requeue(self, job_id: int) -> None:
+    def requeue(self, job_id: int) -> bool:
         with self.engine.begin() as conn:
-            conn.execute(update(jobs).where(jobs.c.id == job_id).values(status="queued"))
+            return bool(conn.execute(
+                update(jobs).where(jobs.c.id == job_id, jobs.c.status.in_(UNFINISHED)).values(status="queued")
+            ).rowcount)
 
     def unfinished(self) -> list[JobRow]:
         """Every queued or running job, oldest first (whoever holds it)."""

@@ -10,17 +10,14 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
-from pipelines.adapters import AdapterStore
 from pipelines.config import ConfigError, RegistryConfig, load_config
-from pipelines.generate import batch_key
-from pipelines.warmup import warm_up
 from pipelines.postprocess.safety import SafetyFilter, load_detector
-from pipelines.registry import ModelRegistry, resolve_device
+from pipelines.registry import ModelRegistry
 from server.dispatch import Dispatcher, server_id
 from server.errors import register_error_handlers
-from server.generation import JobRunner
-from server.gpu_worker import Batching, GpuWorker
+from server.gpu_worker import JobQueue
 from server.jobs import JobRow, JobStore, make_engine
+from server.local_gpu import build_local_gpu
 from server.limits import BodySizeLimit, KeyFailureThrottle
 from server.logging_setup import log_request
 from server.metrics import Metrics
@@ -40,7 +37,7 @@ async def _preload(state: AppState) -> None:
     for model_id in state.settings.preload_ids():
         state.not_ready_reason = f"loading {model_id}"
         try:
-            seconds = await asyncio.wrap_future(state.worker.call(lambda m=model_id: warm_up(state.registry, m)))
+            seconds = await asyncio.wrap_future(state.worker.warm(model_id))
         except Exception as exc:
             state.not_ready_reason = f"preloading {model_id} failed: {exc}"
             log.error("preload of %s failed: %s", model_id, exc)
@@ -93,25 +90,23 @@ def build_state(settings: Settings) -> AppState:
     config = validate_startup(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     metrics = Metrics()
-    device = resolve_device(settings.device)
-    registry = ModelRegistry(
-        config, settings.data_dir, device, settings.max_loaded_models, on_load=metrics.model_load.observe,
-        device_budget=settings.vram_budget, host_budget=settings.ram_budget, pinned=settings.pinned_ids(),
-        on_event=lambda event: metrics.model_cache.labels(event).inc(), fast_path=settings.fast_path(device),
-    )
     jobs = JobStore(make_engine(settings.db_url()))
     store = make_store(settings)
+    # With the Ray backend the detector runs on the replicas; loading it here too tells routes it exists.
     detector = load_detector(settings.safety_backend, settings.safety_checker_path, settings.nudenet_threshold)
     safety = SafetyFilter(detector, settings.safety_threshold_shift) if detector is not None else None
-    adapters = AdapterStore(config, settings.data_dir, registry.device, registry.dtype, settings.max_vaes)
-    owner = server_id(settings.data_dir)
-    runner = JobRunner(registry, adapters, store, jobs, safety, metrics, owner, settings.max_loras)
-    batching = None
-    if settings.batching:
-        batching = Batching(key=lambda item: batch_key(item.payload.spec), size=lambda item: item.payload.spec.samples,
-                            window=settings.batch_window, max_images=settings.max_batch_images)
-    worker = GpuWorker(runner, batching)
+    worker: JobQueue
+    if settings.backend == "ray":
+        from server.ray_backend import RayWorker  # ray is an optional extra
+
+        worker = RayWorker.connect(settings, jobs, metrics)
+        # The ingress never loads a model: its registry only answers model-id lookups.
+        registry = ModelRegistry(config, settings.data_dir, "cpu")
+    else:
+        worker = build_local_gpu(settings, config, jobs, store, safety, metrics)
+        registry = worker.registry
     metrics.watch_queue(worker.depth)
+    owner = server_id(settings.data_dir)
     dispatcher = Dispatcher(jobs, worker, owner, settings.max_queue, settings.max_attempts, settings.lease_seconds)
     guard = UrlGuard(settings.allow_private_urls, settings.fetch_timeout, settings.max_download_bytes)
     throttle = KeyFailureThrottle(settings.key_failures_per_minute)
@@ -126,8 +121,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         assert settings is not None
         state = build_state(settings)
         app.state.sdgate = state
-        state.dispatcher.recover()
         state.worker.start()
+        state.dispatcher.recover()
 
         def body_for(row: JobRow) -> dict:
             return webhook_body(row, state.store, state.settings.inline_base64)

@@ -72,6 +72,20 @@ class Settings(BaseSettings):
     s3_region: str | None = None
     s3_public_url: str | None = Field(default=None, description="public base URL of the bucket; unset = presigned links")
     tomesd_ratio: float = Field(default=0.5, gt=0, lt=1, description="share of tokens tomesd merges")
+    backend: Literal["embedded", "ray"] = Field(
+        default="embedded", description="embedded: this process runs the jobs; ray: GPU replicas on a Ray cluster"
+    )
+    ray_address: str | None = Field(
+        default=None, description="Ray cluster to join (host:port, ray://..., auto); unset = start a local one"
+    )
+    ray_app: str = Field(default="sdgate", description="Ray Serve application name")
+    ray_models_per_replica: int = Field(default=2, ge=1, description="models a GPU replica keeps loaded (LRU)")
+    ray_min_replicas: int = Field(default=1, ge=0, description="autoscaling floor of GPU replicas")
+    ray_max_replicas: int = Field(default=1, ge=1, description="autoscaling ceiling of GPU replicas")
+    ray_target_ongoing_requests: float = Field(default=2.0, gt=0, description="jobs per replica the autoscaler aims at")
+    ray_max_ongoing_requests: int = Field(default=8, ge=1, description="jobs one replica holds at once (batching)")
+    ray_num_gpus: float = Field(default=1.0, ge=0, description="GPUs per replica; 0 runs replicas on CPUs")
+    ray_num_cpus: float = Field(default=1.0, ge=0, description="CPUs reserved per replica")
     safety_backend: Literal["auto", "nudenet", "diffusers", "none"] = "auto"
     safety_checker_path: Path | None = Field(default=None, description="local StableDiffusionSafetyChecker folder")
     nudenet_threshold: float = Field(default=0.5, ge=0, le=1, description="nudenet confidence that flags an image")

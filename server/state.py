@@ -11,7 +11,7 @@ from fastapi import Depends, Request
 from pipelines.postprocess.safety import SafetyFilter
 from pipelines.registry import ModelRegistry
 from server.dispatch import Dispatcher
-from server.gpu_worker import GpuWorker
+from server.gpu_worker import JobQueue
 from server.jobs import JobStore
 from server.limits import KeyFailureThrottle
 from server.metrics import Metrics
@@ -26,7 +26,7 @@ class AppState:
     registry: ModelRegistry
     jobs: JobStore
     store: OutputStore
-    worker: GpuWorker
+    worker: JobQueue
     safety: SafetyFilter | None
     dispatcher: Dispatcher
     metrics: Metrics

@@ -12,6 +12,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import base64
+import contextlib
 import http.server
 import io
 import shutil
@@ -20,7 +21,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -115,6 +116,56 @@ def make_settings(tiny_dir: Path, data_dir: Path, **overrides: object) -> Settin
     }
     values.update(overrides)
     return Settings(**values)
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[None]:
+    """One local Ray instance for the session (about 4 s); each test deploys its own GPU replicas on it."""
+    import ray
+    from ray import serve
+
+    # The replicas import torch and the tiny models' pipelines: 0 CPUs reserved, so two fit on 2 cores.
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    serve.shutdown()
+    ray.shutdown()
+
+
+@contextlib.contextmanager
+def ray_app_client(tiny_dir: Path, data_dir: Path, replicas: int = 1, **overrides: object) -> Iterator[TestClient]:
+    """The app with SDGATE_BACKEND=ray in-process, its jobs run by `replicas` CPU replicas on the session's Ray."""
+    from ray import serve
+
+    from server.ray_backend import gpu_deployment
+
+    settings = make_settings(tiny_dir, data_dir, backend="ray", ray_num_gpus=0, ray_num_cpus=0,
+                             ray_min_replicas=replicas, ray_max_replicas=replicas, **overrides)
+    serve.run(gpu_deployment(settings), name=settings.ray_app, route_prefix=None)
+    try:
+        with TestClient(create_app(settings)) as test_client:
+            yield test_client
+    finally:
+        serve.delete(settings.ray_app)
+
+
+OpenApp = Callable[..., contextlib.AbstractContextManager[TestClient]]
+
+
+@pytest.fixture(params=["embedded", "ray"])
+def open_app(request: pytest.FixtureRequest, tiny_dir: Path) -> OpenApp:
+    """`open_app(data_dir, **settings)` opens an app client on each backend in turn (the jobs suite runs on both)."""
+    if request.param == "ray":
+        request.getfixturevalue("ray_cluster")
+
+        def on_ray(data_dir: Path, **overrides: object) -> contextlib.AbstractContextManager[TestClient]:
+            return ray_app_client(tiny_dir, data_dir, **overrides)
+
+        return on_ray
+
+    def embedded(data_dir: Path, **overrides: object) -> contextlib.AbstractContextManager[TestClient]:
+        return TestClient(create_app(make_settings(tiny_dir, data_dir, **overrides)))
+
+    return embedded
 
 
 @pytest.fixture(scope="session")

@@ -64,7 +64,7 @@ async def model_reload(body: ReloadRequest, request: Request, state: StateDep) -
         raise ApiError(str(exc)) from None
     running = state.reloads.get(model_id)
     if running is None or running.done():
-        running = state.worker.call(lambda: state.registry.reload(model_id))
+        running = state.worker.reload(model_id)
         state.reloads[model_id] = running
     try:
         await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(running)), timeout=state.settings.sync_timeout or 0.01)

@@ -19,7 +19,7 @@ async def ready(state: StateDep) -> JSONResponse:
     ok = state.ready and state.worker.is_alive()
     reason = state.not_ready_reason or ("" if state.worker.is_alive() else "GPU worker stopped")
     return JSONResponse({"status": "ready" if ok else "not_ready", "reason": reason,
-                         "loaded_models": state.registry.loaded_ids()}, status_code=200 if ok else 503)
+                         "loaded_models": state.worker.loaded_ids()}, status_code=200 if ok else 503)
 
 
 @router.get("/health", summary="Liveness")
@@ -30,8 +30,10 @@ async def health(state: StateDep) -> JSONResponse:
         "status": "ok" if alive else "error",
         "worker_alive": alive,
         "queue_depth": state.worker.depth(),
-        "loaded_models": state.registry.loaded_ids(),
-        "device": state.registry.device,
+        "loaded_models": state.worker.loaded_ids(),
+        "device": state.worker.device,
+        "backend": state.settings.backend,
+        "replicas": state.worker.replicas(),
     }
     return JSONResponse(body, status_code=200 if alive else 503)
 

@@ -49,8 +49,15 @@ def test_job_lifecycle_and_webhook_outbox(database_url: str) -> None:
     store.record_attempt(again, 200, None, None, final=False)
     assert store.webhook_status(first) == "delivered"
     assert [a["status_code"] for a in store.attempts_for(first)] == [503, 200]
-    store.requeue(second)
-    assert store.get(second).status == "queued" and store.count_unfinished() == 1
+    # An ended job is reported once: a late second ending or a re-send changes nothing.
+    assert not store.finish(second, {"outputs": []}) and not store.requeue(second)
+    assert store.get(second).status == "failed" and store.get(second).result is None
+    assert len(store.due_deliveries(time.time() + 3600)) == 0 and store.count_unfinished() == 0
+    third = store.create("tiny-sd15", params, "https://hooks.example/3", None)
+    store.mark_running(third)
+    assert store.requeue(third) and store.get(third).status == "queued" and store.count_unfinished() == 1
+    assert store.fail(third, "once") and not store.fail(third, "twice") and store.get(third).error == "once"
+    assert [d.job_id for d in store.due_deliveries(time.time())] == [third]
 
 
 def test_ids_are_not_reused_after_deletes(database_url: str) -> None:

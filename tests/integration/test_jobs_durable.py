@@ -1,4 +1,7 @@
-"""Job rows, webhooks (payload, retries, signature), recovery of unfinished rows, metrics and system_load."""
+"""Job rows, webhooks (payload, retries, signature), recovery of unfinished rows, metrics and system_load.
+
+Every test with an app runs twice: on the embedded backend and on the Ray backend (CPU replicas).
+"""
 
 from __future__ import annotations
 
@@ -12,8 +15,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import delete
 
 from server.jobs import JobStore, jobs, make_engine
-from tests.conftest import WebhookReceiver
-from tests.integration.test_img2img_api import app_client
+from tests.conftest import OpenApp, WebhookReceiver
 
 API = "/api/v6/images/img2img"
 SECRET = "webhook-secret"
@@ -29,9 +31,8 @@ def wait_for_webhook_status(client: TestClient, job_id: int, wanted: str, timeou
         time.sleep(0.05)
 
 
-def test_success_webhook_payload_and_signature(tiny_dir: Path, tmp_path: Path, body: dict,
-                                              receiver: WebhookReceiver) -> None:
-    with app_client(tiny_dir, tmp_path, webhook_secret=SECRET) as app:
+def test_success_webhook_payload_and_signature(open_app: OpenApp, tmp_path: Path, body: dict, receiver: WebhookReceiver) -> None:
+    with open_app(tmp_path, webhook_secret=SECRET) as app:
         answer = app.post(API, json={**body, "webhook": receiver.url, "track_id": "order-17"}).json()
         assert answer["status"] == "success"
         receiver.wait_for(1)
@@ -45,10 +46,10 @@ def test_success_webhook_payload_and_signature(tiny_dir: Path, tmp_path: Path, b
         assert wait_for_webhook_status(app, answer["id"], "delivered")["webhook_status"] == "delivered"
 
 
-def test_webhook_retries_until_the_receiver_accepts(tiny_dir: Path, tmp_path: Path, body: dict) -> None:
+def test_webhook_retries_until_the_receiver_accepts(open_app: OpenApp, tmp_path: Path, body: dict) -> None:
     receiver = WebhookReceiver([500, 500, 200])
     try:
-        with app_client(tiny_dir, tmp_path, webhook_backoff=0.05) as app:
+        with open_app(tmp_path, webhook_backoff=0.05) as app:
             job_id = app.post(API, json={**body, "webhook": receiver.url}).json()["id"]
             wait_for_webhook_status(app, job_id, "delivered")
             attempts = app.app.state.sdgate.jobs.attempts_for(job_id)
@@ -59,10 +60,10 @@ def test_webhook_retries_until_the_receiver_accepts(tiny_dir: Path, tmp_path: Pa
         receiver.close()
 
 
-def test_webhook_gives_up_after_max_attempts(tiny_dir: Path, tmp_path: Path, body: dict) -> None:
+def test_webhook_gives_up_after_max_attempts(open_app: OpenApp, tmp_path: Path, body: dict) -> None:
     receiver = WebhookReceiver([503] * 10)
     try:
-        with app_client(tiny_dir, tmp_path, webhook_backoff=0.01, webhook_max_attempts=2) as app:
+        with open_app(tmp_path, webhook_backoff=0.01, webhook_max_attempts=2) as app:
             job_id = app.post(API, json={**body, "webhook": receiver.url}).json()["id"]
             wait_for_webhook_status(app, job_id, "failed")
             assert len(app.app.state.sdgate.jobs.attempts_for(job_id)) == 2
@@ -70,10 +71,11 @@ def test_webhook_gives_up_after_max_attempts(tiny_dir: Path, tmp_path: Path, bod
         receiver.close()
 
 
-def test_failed_job_sends_the_failure_body(tiny_dir: Path, tmp_path: Path, body: dict, receiver: WebhookReceiver) -> None:
+def test_failed_job_sends_the_failure_body(open_app: OpenApp, tiny_dir: Path, tmp_path: Path, body: dict,
+                                           receiver: WebhookReceiver) -> None:
     config = tmp_path / "models.yaml"
     config.write_text(f"include: [{tiny_dir / 'models.yaml'}]\nmodels:\n  gone: {{family: sd15, repo: x/never-pulled}}\n")
-    with app_client(tiny_dir, tmp_path / "data", config=config) as app:
+    with open_app(tmp_path / "data", config=config) as app:
         answer = app.post(API, json={**body, "model_id": "gone", "webhook": receiver.url, "track_id": 5}).json()
         assert answer["status"] == "error"
         receiver.wait_for(1)
@@ -82,21 +84,22 @@ def test_failed_job_sends_the_failure_body(tiny_dir: Path, tmp_path: Path, body:
         assert payload["message"] == payload["messege"] and "sdgate pull gone" in payload["message"]
 
 
-def test_webhook_to_a_private_address_is_refused(tiny_dir: Path, tmp_path: Path, body: dict, image_server) -> None:
+def test_webhook_to_a_private_address_is_refused(open_app: OpenApp, tmp_path: Path, body: dict, image_server) -> None:
     # init_image comes as base64 so that only the webhook address is under test.
     from tests.conftest import b64_png
 
-    with app_client(tiny_dir, tmp_path, allow_private_urls=False) as app:
+    with open_app(tmp_path, allow_private_urls=False) as app:
         answer = app.post(API, json={**body, "init_image": b64_png(), "base64": "yes",
                                      "webhook": "http://127.0.0.1:9/hook"}).json()
         assert answer["status"] == "error" and answer["message"] == "webhook must be a public http(s) URL"
 
 
-def test_system_load_and_metrics(client: TestClient, body: dict) -> None:
-    client.post(API, json=body)
-    load = client.post("/api/v3/system_load", json={"key": "k"}).json()
+def test_system_load_and_metrics(open_app: OpenApp, tmp_path: Path, body: dict) -> None:
+    with open_app(tmp_path) as client:
+        assert client.post(API, json=body).json()["status"] == "success"
+        load = client.post("/api/v3/system_load", json={"key": "k"}).json()
+        text = client.get("/metrics").text
     assert load["status"] == "ok" and isinstance(load["queue_num"], int) and isinstance(load["queue_time"], float)
-    text = client.get("/metrics").text
     for name in ("sdgate_jobs_total{status=\"success\"}", "sdgate_queue_depth", "sdgate_queue_wait_seconds_count",
                  "sdgate_generation_seconds_count", "sdgate_model_load_seconds_count"):
         assert name in text, name
@@ -112,7 +115,7 @@ def test_job_ids_are_never_reused(tmp_path: Path) -> None:
     assert again.create("m", {}, None, None) > max(ids)
 
 
-def test_recovery_fails_jobs_out_of_attempts_and_fires_their_webhook(tiny_dir: Path, tmp_path: Path,
+def test_recovery_fails_jobs_out_of_attempts_and_fires_their_webhook(open_app: OpenApp, tmp_path: Path,
                                                                       receiver: WebhookReceiver) -> None:
     store = JobStore(make_engine(f"sqlite:///{tmp_path / 'jobs.db'}"))
     params = {"meta": {"track_id": "t", "n_samples": 1}, "file_stem": "x", "base64": False, "temp": False}
@@ -120,7 +123,7 @@ def test_recovery_fails_jobs_out_of_attempts_and_fires_their_webhook(tiny_dir: P
     for _ in range(3):
         store.mark_running(stuck)  # three runs, each interrupted by a crash
     lost = store.create("tiny-sd15", params, None, None)  # inputs never written
-    with app_client(tiny_dir, tmp_path, max_attempts=3) as app:
+    with open_app(tmp_path, max_attempts=3) as app:
         jobs_after = app.app.state.sdgate.jobs
         assert jobs_after.get(stuck).status == "failed" and "3 attempts" in jobs_after.get(stuck).error
         assert jobs_after.get(lost).status == "failed" and "inputs were lost" in jobs_after.get(lost).error

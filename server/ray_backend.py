@@ -1,0 +1,343 @@
+"""The Ray Serve backend: the same FastAPI app as the ingress, GPU replicas chosen by model affinity.
+
+Ray Serve keeps no accepted work (a request on a replica that dies ends in an error, and nothing
+re-sends it), so the job table stays the source of truth. The ingress writes the job and its inputs,
+keeps the job's lease while it is out, and sends only its id with `multiplexed_model_id = model_id`:
+Serve routes it to a replica that already holds the model, else to the one holding the fewest. The
+replica reads the job from the table and runs it like the embedded backend does. When a replica dies
+or fails, the ingress re-sends the job (up to SDGATE_MAX_ATTEMPTS runs); when the ingress itself dies,
+its leases lapse and whichever ingress starts next takes the jobs over. Ending a job is a conditional
+update, so a job is reported once even if two copies ran; file names come from the job, so a second
+copy overwrites instead of duplicating.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future
+from typing import Any
+
+import ray
+from ray import serve
+from ray.serve.handle import DeploymentHandle, DeploymentResponse
+
+from server.gpu_worker import JobFailed, JobMoved, Throughput, WorkItem
+from server.jobs import UNFINISHED, JobStore
+from server.metrics import Metrics
+from server.settings import Settings
+
+log = logging.getLogger(__name__)
+
+GPU_DEPLOYMENT = "GpuReplica"
+INGRESS_DEPLOYMENT = "Ingress"
+
+
+def absolute(settings: Settings) -> Settings:
+    """Replicas may start in another working directory: every path they get must be absolute."""
+    paths = {"config": settings.config.resolve(), "data_dir": settings.data_dir.resolve()}
+    if settings.safety_checker_path is not None:
+        paths["safety_checker_path"] = settings.safety_checker_path.resolve()
+    return settings.model_copy(update=paths)
+
+
+class GpuReplica:
+    """One Ray Serve replica per GPU: the embedded backend's GPU side, fed job ids by the ingress."""
+
+    def __init__(self, settings: Settings) -> None:
+        # Imported here: the driver that only deploys the app never needs torch or diffusers.
+        from pipelines.config import load_config
+        from pipelines.postprocess.safety import SafetyFilter, load_detector
+        from server.jobs import make_engine
+        from server.local_gpu import build_local_gpu
+        from server.main import make_store
+
+        self.replica = serve.get_replica_context().replica_id.to_full_id_str()
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.jobs = JobStore(make_engine(settings.db_url()))
+        detector = load_detector(settings.safety_backend, settings.safety_checker_path, settings.nudenet_threshold)
+        safety = SafetyFilter(detector, settings.safety_threshold_shift) if detector is not None else None
+        self.load_seconds: list[float] = []
+        metrics = Metrics()
+        self.gpu = build_local_gpu(settings, load_config(settings.config), self.jobs, make_store(settings), safety,
+                                   metrics, max_loaded=settings.ray_models_per_replica)
+        self.gpu.registry.on_load = lambda seconds: self.load_seconds.append(seconds)
+        self.gpu.start()
+        # The registry keeps the same K models, least recently used first, so Serve's view of what this
+        # replica holds (used for routing) and what is really on its GPU stay the same.
+        async def resident(model_id: str) -> str:  # a plain function: Serve keeps its LRU state on it
+            return await self._load(model_id)
+
+        self.resident = serve.multiplexed(max_num_models_per_replica=settings.ray_models_per_replica)(resident)
+
+    async def _load(self, model_id: str) -> str:
+        try:
+            await asyncio.wrap_future(self.gpu.call(lambda: self.gpu.registry.get(model_id) and None))
+        except Exception as exc:  # the job's own run reports the error (e.g. "run sdgate pull")
+            log.warning("model %s did not load on %s: %s", model_id, self.replica, exc)
+            raise
+        return model_id
+
+    async def run(self, job_id: int, owner: str | None) -> dict[str, Any]:
+        """Run one job of the model this request was routed for; the answer also reports this replica."""
+        model_id = serve.get_multiplexed_model_id()
+        row = await asyncio.to_thread(self.jobs.get, job_id)
+        if row is None or row.status not in UNFINISHED:
+            return self._answer("ended")
+        with contextlib.suppress(Exception):
+            await self.resident(model_id)
+        from server.job_codec import InputsMissing, payload_from_json
+
+        try:
+            payload = payload_from_json(row.params, await asyncio.to_thread(self.jobs.inputs, job_id))
+        except (InputsMissing, KeyError, TypeError):
+            return self._answer("ended")  # ended by another copy while this one was on its way
+        item = WorkItem(job_id, payload, owner)
+        self.gpu.submit(item)
+        try:
+            record = await asyncio.shield(asyncio.wrap_future(item.future))
+        except asyncio.CancelledError:
+            self.gpu.cancel(item)  # not started yet: it stays queued in the table for the next send
+            raise
+        except JobMoved:
+            return self._answer("moved")
+        except JobFailed as exc:
+            return self._answer("failed", message=str(exc), http_status=exc.http_status)
+        return self._answer("success", record=record, wait=time.time() - row.created_at)
+
+    async def warm(self) -> dict[str, Any]:
+        model_id = serve.get_multiplexed_model_id()
+        await self.resident(model_id)
+        await asyncio.wrap_future(self.gpu.warm(model_id))
+        return self._answer("warm")
+
+    async def reload(self) -> dict[str, Any]:
+        model_id = serve.get_multiplexed_model_id()
+        await self.resident(model_id)
+        await asyncio.wrap_future(self.gpu.reload(model_id))
+        return self._answer("reloaded")
+
+    def _answer(self, outcome: str, **fields: Any) -> dict[str, Any]:
+        loads, self.load_seconds = self.load_seconds, []
+        report = {"replica": self.replica, "loaded": self.gpu.loaded_ids(), "loads": loads}
+        return {"outcome": outcome, "report": report, **fields}
+
+
+class RayWorker(Throughput):
+    """The ingress side: sends each job to the GPU deployment and settles its future from the answer."""
+
+    device = "ray"
+
+    def __init__(self, handle: DeploymentHandle, jobs: JobStore, metrics: Metrics, max_attempts: int) -> None:
+        super().__init__()
+        self._handle = handle
+        self._jobs = jobs
+        self._metrics = metrics
+        self._max_attempts = max_attempts
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = threading.Lock()
+        self._out: dict[int, tuple[WorkItem, DeploymentResponse | None]] = {}
+        self._stopping = False
+        self._replicas: dict[str, dict[str, Any]] = {}
+
+    @classmethod
+    def connect(cls, settings: Settings, jobs: JobStore, metrics: Metrics) -> RayWorker:
+        """Join the cluster (inside a Serve replica it is joined already) and find the GPU deployment."""
+        if not ray.is_initialized():  # an ingress outside Ray (plain uvicorn) joins the cluster that runs the GPUs
+            ray.init(address=settings.ray_address or "auto", log_to_driver=False)
+        handle = serve.get_deployment_handle(GPU_DEPLOYMENT, app_name=settings.ray_app)
+        return cls(handle, jobs, metrics, settings.max_attempts)
+
+    @contextlib.contextmanager
+    def incoming(self) -> Iterator[None]:
+        yield  # batching happens on the replicas
+
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+
+    def is_alive(self) -> bool:
+        return self._loop is not None and not self._stopping
+
+    def depth(self) -> int:
+        with self._lock:
+            return len(self._out)
+
+    def submit(self, item: WorkItem) -> Future:
+        """Thread-safe; every job goes to Serve at once, so its autoscaler sees the whole backlog."""
+        assert self._loop is not None, "start() first"
+        with self._lock:
+            self._out[item.job_id] = (item, None)
+        asyncio.run_coroutine_threadsafe(self._send(item), self._loop)
+        return item.future
+
+    async def _send(self, item: WorkItem) -> None:
+        started = time.perf_counter()
+        try:
+            while not self._stopping:
+                response = self._handle.options(multiplexed_model_id=item.payload.spec.model_id).run.remote(
+                    item.job_id, item.owner)
+                with self._lock:
+                    self._out[item.job_id] = (item, response)
+                try:
+                    answer = await response
+                except asyncio.CancelledError:
+                    return  # stop() took the job back; its row is still queued
+                except Exception as exc:  # the replica died or broke: the table decides what happens next
+                    log.warning("job %s: its replica did not answer (%s)", item.job_id, type(exc).__name__)
+                    if await asyncio.to_thread(self._may_resend, item):
+                        continue
+                    return
+                self._settle(item, answer)
+                self.record(time.perf_counter() - started)
+                return
+        finally:
+            with self._lock:
+                self._out.pop(item.job_id, None)
+
+    def _may_resend(self, item: WorkItem) -> bool:
+        """True to send the job again; otherwise its future is settled from the row."""
+        row = self._jobs.get(item.job_id)
+        if row is None or self._stopping:
+            return False
+        if row.status not in UNFINISHED:
+            self._settle_from_row(item)
+            return False
+        if row.owner != item.owner:
+            item.future.set_exception(JobMoved(item.job_id))
+            return False
+        if row.attempts >= self._max_attempts:
+            self._jobs.fail(item.job_id, f"Job failed: its GPU replica stopped during each of its {row.attempts} attempts")
+            self._metrics.jobs.labels("failed").inc()
+            self._settle_from_row(item)
+            return False
+        self._jobs.requeue(item.job_id)
+        return True
+
+    def _settle_from_row(self, item: WorkItem) -> None:
+        row = self._jobs.get(item.job_id)
+        assert row is not None
+        if row.status == "success":
+            item.future.set_result(row.result)
+        else:
+            item.future.set_exception(JobFailed(row.error or "Job failed"))
+
+    def _settle(self, item: WorkItem, answer: dict[str, Any]) -> None:
+        self._note(answer["report"])
+        outcome = answer["outcome"]
+        if outcome == "success":
+            record = answer["record"]
+            self._metrics.jobs.labels("success").inc()
+            self._metrics.generation.observe(record["generation_time"])
+            self._metrics.queue_wait.observe(answer["wait"])
+            item.future.set_result(record)
+        elif outcome == "failed":
+            self._metrics.jobs.labels("failed").inc()
+            item.future.set_exception(JobFailed(answer["message"], answer["http_status"]))
+        elif outcome == "moved":
+            item.future.set_exception(JobMoved(item.job_id))
+        else:
+            self._settle_from_row(item)
+
+    def _note(self, report: dict[str, Any]) -> None:
+        for seconds in report["loads"]:
+            self._metrics.model_load.observe(seconds)
+        with self._lock:
+            known = self._replicas.setdefault(report["replica"], {"replica": report["replica"], "loads": 0})
+            known["loads"] += len(report["loads"])
+            known["loaded"] = report["loaded"]
+
+    def _model_call(self, method: str, model_id: str) -> Future:
+        async def call() -> None:
+            answer = await getattr(self._handle.options(multiplexed_model_id=model_id), method).remote()
+            self._note(answer["report"])
+
+        assert self._loop is not None, "start() first"
+        return asyncio.run_coroutine_threadsafe(call(), self._loop)
+
+    def warm(self, model_id: str) -> Future:
+        return self._model_call("warm", model_id)
+
+    def reload(self, model_id: str) -> Future:
+        return self._model_call("reload", model_id)
+
+    def loaded_ids(self) -> list[str]:
+        with self._lock:
+            return sorted({m for known in self._replicas.values() for m in known["loaded"]})
+
+    def replicas(self) -> list[dict]:
+        """What each replica reported last: its models and how many it loaded from disk so far."""
+        with self._lock:
+            return [dict(known) for known in self._replicas.values()]
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Let running jobs finish (up to timeout); jobs not started yet are taken back and stay queued."""
+        self._stopping = True
+        with self._lock:
+            out = list(self._out.values())
+        for item, response in out:
+            row = self._jobs.get(item.job_id)
+            if response is not None and row is not None and row.status == "queued" and self._loop is not None:
+                self._loop.call_soon_threadsafe(response.cancel)
+        deadline = time.monotonic() + timeout
+        for item, _ in out:
+            with contextlib.suppress(Exception):
+                item.future.result(timeout=max(0.0, deadline - time.monotonic()))
+
+
+def gpu_deployment(settings: Settings) -> Any:
+    """The autoscaled GPU deployment, bound to its settings."""
+    settings = absolute(settings)
+    return serve.deployment(
+        GpuReplica,
+        name=GPU_DEPLOYMENT,
+        ray_actor_options={"num_gpus": settings.ray_num_gpus, "num_cpus": settings.ray_num_cpus},
+        max_ongoing_requests=settings.ray_max_ongoing_requests,
+        autoscaling_config={
+            "min_replicas": settings.ray_min_replicas,
+            "initial_replicas": max(1, settings.ray_min_replicas),
+            "max_replicas": max(settings.ray_max_replicas, settings.ray_min_replicas),
+            "target_ongoing_requests": settings.ray_target_ongoing_requests,
+        },
+        graceful_shutdown_timeout_s=settings.shutdown_grace,
+    ).bind(settings)
+
+
+def build_app(settings: Settings) -> Any:
+    """The Serve application: the FastAPI ingress bound to the GPU deployment.
+
+    Deployed alone, gpu_deployment() also serves an ingress that runs outside Ray (SDGATE_BACKEND=ray
+    under plain uvicorn, or the tests' in-process client).
+    """
+    from server.main import create_app
+
+    @serve.deployment(name=INGRESS_DEPLOYMENT, ray_actor_options={"num_cpus": 0},
+                      graceful_shutdown_timeout_s=settings.shutdown_grace)
+    @serve.ingress(create_app(absolute(settings)))
+    class Ingress:
+        def __init__(self, gpu_handle: DeploymentHandle) -> None:
+            # The lifespan finds the GPU deployment by name; binding it here makes it part of the app.
+            self.gpu_handle = gpu_handle
+
+    return Ingress.bind(gpu_deployment(settings))
+
+
+def serve_forever(settings: Settings) -> int:
+    """`sdgate serve --backend ray`: deploy the app, serve until SIGTERM/SIGINT, then drain and tear down."""
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    # "local", not None: None would silently join whatever Ray instance happens to run on this machine.
+    ray.init(address=settings.ray_address or "local")
+    serve.start(http_options={"host": settings.host, "port": settings.port})
+    serve.run(build_app(settings), name=settings.ray_app, route_prefix="/")
+    log.info("sdgate on Ray Serve at http://%s:%d", settings.host, settings.port)
+    stop.wait()
+    log.info("stopping: running jobs may finish, queued jobs stay queued")
+    serve.delete(settings.ray_app)  # graceful: the ingress lifespan and the replicas drain
+    ray.shutdown()
+    return 0
