@@ -31,6 +31,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 
 metadata = MetaData()
 
@@ -142,7 +143,16 @@ class JobStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        metadata.create_all(engine)
+        # Processes starting together on a fresh database (an ingress and its Ray replicas, several servers)
+        # race on CREATE TABLE; the loser's retry finds the tables and skips them.
+        for attempt in range(5):
+            try:
+                metadata.create_all(engine)
+                return
+            except DBAPIError:
+                if attempt == 4:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
 
     def create(self, model_id: str, params: dict[str, Any], webhook: str | None, track_id: str | None,
                owner: str | None = None, lease_seconds: float = 0.0, inputs: dict[str, bytes] | None = None) -> int:

@@ -328,16 +328,17 @@ def build_app(settings: Settings) -> Any:
 
 def serve_forever(settings: Settings) -> int:
     """`sdgate serve --backend ray`: deploy the app, serve until SIGTERM/SIGINT, then drain and tear down."""
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
     # "local", not None: None would silently join whatever Ray instance happens to run on this machine.
     ray.init(address=settings.ray_address or "local")
     serve.start(http_options={"host": settings.host, "port": settings.port})
     serve.run(build_app(settings), name=settings.ray_app, route_prefix="/")
     log.info("sdgate on Ray Serve at http://%s:%d", settings.host, settings.port)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):  # after ray.init, which installs handlers that abort
+        signal.signal(signum, lambda *_: stop.set())
     stop.wait()
     log.info("stopping: running jobs may finish, queued jobs stay queued")
     serve.delete(settings.ray_app)  # graceful: the ingress lifespan and the replicas drain
     ray.shutdown()
+    log.info("sdgate stopped: the Serve application is deleted")
     return 0

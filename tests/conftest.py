@@ -213,6 +213,7 @@ def start_server(args: list[str], env: dict[str, str], port: int, log: Path, tim
             env={**os.environ, **env},
             stdout=out,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: a crash test can kill it with every child
         )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -1,7 +1,11 @@
-"""Real processes: kill -9 and SIGTERM never lose an accepted job; the SDK's fetch loop reaches success."""
+"""Real processes: kill -9 and SIGTERM never lose an accepted job; the SDK's fetch loop reaches success.
+
+Both backends: `sdgate serve` and `sdgate serve --backend ray` (a local Ray instance with CPU replicas).
+"""
 
 from __future__ import annotations
 
+import os
 import signal
 import sqlite3
 import time
@@ -11,15 +15,24 @@ import httpx
 from modelslab_py.core.apis.community import Community
 from modelslab_py.core.client import Client
 from modelslab_py.schemas.community import Image2Image
+import pytest
 
 from tests.conftest import ImageServer, LiveServer, free_port, start_server
 
-ENV = {"SDGATE_ALLOW_PRIVATE_URLS": "1", "SDGATE_DEVICE": "cpu", "OMP_NUM_THREADS": "1", "SDGATE_SYNC_TIMEOUT": "0"}
+ENV = {"SDGATE_ALLOW_PRIVATE_URLS": "1", "SDGATE_DEVICE": "cpu", "OMP_NUM_THREADS": "1", "SDGATE_SYNC_TIMEOUT": "0",
+       "SDGATE_RAY_NUM_GPUS": "0", "SDGATE_RAY_NUM_CPUS": "0"}
+BACKENDS = pytest.mark.parametrize("backend", ["embedded", "ray"])
 
 
-def serve(tiny_dir: Path, data: Path, log_name: str) -> LiveServer:
-    return start_server(["--config", str(tiny_dir / "models.yaml"), "--data-dir", str(data)], ENV, free_port(),
-                        data / log_name)
+def serve(tiny_dir: Path, data: Path, log_name: str, backend: str) -> LiveServer:
+    return start_server(["--config", str(tiny_dir / "models.yaml"), "--data-dir", str(data), "--backend", backend],
+                        ENV, free_port(), data / log_name)
+
+
+def crash(server: LiveServer) -> None:
+    """kill -9 the server and every process it started (with Ray: the whole local Ray instance)."""
+    os.killpg(server.process.pid, signal.SIGKILL)
+    server.process.wait(timeout=30)
 
 
 def submit(server: LiveServer, image_server: ImageServer, count: int, steps: int = 50) -> list[int]:
@@ -52,16 +65,16 @@ def wait_all_success(server: LiveServer, ids: list[int], timeout: float = 240) -
     return [done[i] for i in ids]
 
 
-def test_kill_9_then_restart_finishes_every_accepted_job(tiny_dir: Path, tmp_path: Path,
-                                                         image_server: ImageServer) -> None:
-    server = serve(tiny_dir, tmp_path, "first.log")
+@BACKENDS
+def test_kill_9_then_restart_finishes_every_accepted_job(tiny_dir: Path, tmp_path: Path, image_server: ImageServer,
+                                                         backend: str) -> None:
+    server = serve(tiny_dir, tmp_path, "first.log", backend)
     ids = submit(server, image_server, 4)
-    server.process.send_signal(signal.SIGKILL)
-    server.process.wait(timeout=30)
+    crash(server)
     assert set(statuses(tmp_path)) == set(ids)
     assert any(status != "success" for status in statuses(tmp_path).values()), "the kill came too late to test"
 
-    restarted = serve(tiny_dir, tmp_path, "second.log")
+    restarted = serve(tiny_dir, tmp_path, "second.log", backend)
     try:
         answers = wait_all_success(restarted, ids)
         for answer in answers:
@@ -82,13 +95,13 @@ def test_kill_9_then_restart_finishes_every_accepted_job(tiny_dir: Path, tmp_pat
         fetched = api.fetch(str(first["id"]))
         assert fetched["status"] == "success" and fetched["id"] == first["id"]
     finally:
-        restarted.process.terminate()
-        restarted.process.wait(timeout=60)
+        crash(restarted)
 
 
+@BACKENDS
 def test_sigterm_finishes_the_running_job_and_keeps_the_rest(tiny_dir: Path, tmp_path: Path,
-                                                             image_server: ImageServer) -> None:
-    server = serve(tiny_dir, tmp_path, "first.log")
+                                                             image_server: ImageServer, backend: str) -> None:
+    server = serve(tiny_dir, tmp_path, "first.log", backend)
     ids = submit(server, image_server, 3, steps=40)
     deadline = time.monotonic() + 60
     while "running" not in statuses(tmp_path).values():
@@ -97,13 +110,16 @@ def test_sigterm_finishes_the_running_job_and_keeps_the_rest(tiny_dir: Path, tmp
     server.process.send_signal(signal.SIGTERM)
     # uvicorn re-raises SIGTERM after its graceful shutdown, so the exit status says "terminated".
     assert server.process.wait(timeout=120) in (0, -signal.SIGTERM)
-    assert "Application shutdown complete" in (tmp_path / "first.log").read_text()
+    farewell = "Application shutdown complete" if backend == "embedded" else "sdgate stopped"
+    assert farewell in (tmp_path / "first.log").read_text()
     after = statuses(tmp_path)
     assert after[ids[0]] == "success"  # the running job was allowed to finish
-    assert set(after.values()) == {"success", "queued"} and after[ids[-1]] == "queued"
-    restarted = serve(tiny_dir, tmp_path, "second.log")
+    if backend == "embedded":
+        assert set(after.values()) == {"success", "queued"} and after[ids[-1]] == "queued"
+    else:  # Serve drains: jobs a replica already holds finish within the grace period; the rest stay queued
+        assert set(after.values()) <= {"success", "queued"}
+    restarted = serve(tiny_dir, tmp_path, "second.log", backend)
     try:
         wait_all_success(restarted, ids)
     finally:
-        restarted.process.terminate()
-        restarted.process.wait(timeout=60)
+        crash(restarted)
