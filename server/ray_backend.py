@@ -117,9 +117,12 @@ class GpuReplica:
         return self._answer("warm")
 
     async def reload(self) -> dict[str, Any]:
+        """Load the model here, or read its files again if it was loaded already (after `sdgate pull`)."""
         model_id = serve.get_multiplexed_model_id()
+        was_loaded = model_id in self.gpu.loaded_ids()
         await self.resident(model_id)
-        await asyncio.wrap_future(self.gpu.reload(model_id))
+        if was_loaded:
+            await asyncio.wrap_future(self.gpu.reload(model_id))
         return self._answer("reloaded")
 
     def _answer(self, outcome: str, **fields: Any) -> dict[str, Any]:
@@ -302,6 +305,9 @@ def gpu_deployment(settings: Settings) -> Any:
             "initial_replicas": max(1, settings.ray_min_replicas),
             "max_replicas": max(settings.ray_max_replicas, settings.ray_min_replicas),
             "target_ongoing_requests": settings.ray_target_ongoing_requests,
+            "upscale_delay_s": settings.ray_upscale_delay,
+            "downscale_delay_s": settings.ray_downscale_delay,
+            "look_back_period_s": settings.ray_autoscale_window,
         },
         graceful_shutdown_timeout_s=settings.shutdown_grace,
     ).bind(settings)

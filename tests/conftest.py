@@ -10,6 +10,9 @@ import os
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Ray Serve's handles and replicas report load every 10 s by default; the autoscaling test needs seconds.
+os.environ.setdefault("RAY_SERVE_HANDLE_AUTOSCALING_METRIC_PUSH_INTERVAL_S", "0.5")
+os.environ.setdefault("RAY_SERVE_REPLICA_AUTOSCALING_METRIC_PUSH_INTERVAL_S", "0.5")
 
 import base64
 import contextlib
@@ -138,8 +141,9 @@ def ray_app_client(tiny_dir: Path, data_dir: Path, replicas: int = 1, **override
 
     from server.ray_backend import gpu_deployment
 
-    settings = make_settings(tiny_dir, data_dir, backend="ray", ray_num_gpus=0, ray_num_cpus=0,
-                             ray_min_replicas=replicas, ray_max_replicas=replicas, **overrides)
+    values: dict[str, object] = {"backend": "ray", "ray_num_gpus": 0, "ray_num_cpus": 0,
+                                 "ray_min_replicas": replicas, "ray_max_replicas": replicas}
+    settings = make_settings(tiny_dir, data_dir, **(values | overrides))
     serve.run(gpu_deployment(settings), name=settings.ray_app, route_prefix=None)
     try:
         with TestClient(create_app(settings)) as test_client:

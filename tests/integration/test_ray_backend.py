@@ -26,14 +26,21 @@ def replicas(client: TestClient) -> list[dict]:
 
 
 def test_each_model_stays_on_the_replica_that_loaded_it(tiny_dir: Path, tmp_path: Path) -> None:
-    with ray_app_client(tiny_dir, tmp_path, replicas=2, ray_models_per_replica=2) as client:
+    with ray_app_client(tiny_dir, tmp_path, replicas=2, ray_models_per_replica=2, preload="tiny-sdxl") as client:
+        deadline = time.monotonic() + 60
+        while (ready := client.get("/ready")).status_code != 200:  # SDGATE_PRELOAD warms a replica
+            assert time.monotonic() < deadline, ready.json()
+            time.sleep(0.1)
+        assert ready.json()["loaded_models"] == ["tiny-sdxl"]
+        reload = client.post("/api/v6/images/model_reload", json={"key": "k", "model_id": "tiny-sd15"}).json()
+        assert reload["status"] == "success", reload
         for _ in range(4):
             for model_id in MODELS:
                 answer = client.post(API, json={**BODY, "model_id": model_id}).json()
                 assert answer["status"] == "success", answer
         reports = replicas(client)
-    # 12 jobs, 3 models, 2 replicas holding 2 models each: every model was read from disk exactly once,
-    # so no job ever landed on a replica that lacked its model.
+    # A preload, a reload and 12 jobs over 3 models on 2 replicas holding 2 models each: every model was
+    # read from disk exactly once, so no job ever landed on a replica that lacked its model.
     assert len(reports) == 2 and sum(r["loads"] for r in reports) == 3, reports
     homes = {model_id: [r["replica"] for r in reports if model_id in r["loaded"]] for model_id in MODELS}
     assert all(len(home) == 1 for home in homes.values()), homes
@@ -70,3 +77,28 @@ def test_a_job_whose_replica_dies_is_resent_and_reported_once(tiny_dir: Path, tm
         assert len(receiver.received) == 1  # one job, one report
         files = sorted(p.name for p in (tmp_path / "generations").glob("*.png"))
         assert len(files) == 1 + 4  # the warm-up image and this job's four, none written twice
+
+
+def running_replicas() -> int:
+    from ray import serve
+
+    deployment = serve.status().applications["sdgate"].deployments["GpuReplica"]
+    return deployment.replica_states.get("RUNNING", 0)
+
+
+def test_a_backlog_adds_replicas_up_to_the_ceiling(tiny_dir: Path, tmp_path: Path) -> None:
+    autoscaling = {"ray_max_replicas": 2, "ray_target_ongoing_requests": 1, "ray_upscale_delay": 0,
+                   "ray_autoscale_window": 1, "ray_max_ongoing_requests": 2, "sync_timeout": 0, "batching": False}
+    with ray_app_client(tiny_dir, tmp_path, replicas=1, **autoscaling) as client:
+        assert running_replicas() == 1
+        slow = {**BODY, "model_id": "tiny-sd15", "num_inference_steps": 50, "strength": 1, "samples": 4}
+        ids = [client.post(API, json={**slow, "seed": seed}).json()["id"] for seed in range(10)]
+        deadline = time.monotonic() + 90
+        while running_replicas() < 2:
+            assert time.monotonic() < deadline, "no replica was added for a backlog of 10 jobs"
+            time.sleep(0.2)
+        jobs = client.app.state.sdgate.jobs
+        while any(jobs.get(job_id).status != "success" for job_id in ids):
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        assert len(replicas(client)) == 2  # the new replica ran some of the backlog
