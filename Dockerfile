@@ -19,8 +19,9 @@ ENV PYTHONUNBUFFERED=1 \
     SDGATE_DEVICE=cuda \
     PATH=/app/.venv/bin:$PATH
 
+# wget: KubeRay's exec probes (releases before the 2026 switch to HTTP probes) call it in Ray pods.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends python3 python3-venv curl ca-certificates \
+    && apt-get install -y --no-install-recommends python3 python3-venv curl wget ca-certificates \
     && rm -rf /var/lib/apt/lists/*
 
 RUN useradd --create-home --uid 10001 sdgate \

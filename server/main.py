@@ -99,6 +99,10 @@ def build_state(settings: Settings) -> AppState:
     if settings.backend == "ray":
         from server.ray_backend import RayWorker  # ray is an optional extra
 
+        if settings.storage == "local" or settings.database_url is None:
+            log.warning("Ray backend with local files or SQLite: every replica must run on this node "
+                        "(or share its data dir); set SDGATE_DATABASE_URL and SDGATE_STORAGE=s3 for a cluster")
+
         worker = RayWorker.connect(settings, jobs, metrics)
         # The ingress never loads a model: its registry only answers model-id lookups.
         registry = ModelRegistry(config, settings.data_dir, "cpu")

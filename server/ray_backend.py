@@ -332,6 +332,15 @@ def build_app(settings: Settings) -> Any:
     return Ingress.bind(gpu_deployment(settings))
 
 
+def app_builder(args: dict[str, str]) -> Any:
+    """For a Serve config file (`serve deploy`, KubeRay's RayService): `import_path: server.ray_backend:app_builder`.
+
+    `args` are Settings fields by name (SDGATE_* variables fill in the rest), so one manifest carries the
+    whole configuration; the Serve config's own http_options decide the port.
+    """
+    return build_app(Settings(**args))
+
+
 def serve_forever(settings: Settings) -> int:
     """`sdgate serve --backend ray`: deploy the app, serve until SIGTERM/SIGINT, then drain and tear down."""
     # "local", not None: None would silently join whatever Ray instance happens to run on this machine.
