@@ -92,13 +92,14 @@ class JobRunner:
             assert self.safety is not None
             images, flags = self.safety.apply(images, payload.safety_checker_type)
         record = self._store(payload, result, images, flags, started)
+        record["timings"] = {"queue": round(wait, 4), **record["timings"]}
         if not self.jobs.finish(item.job_id, record):
             # A re-sent copy of this job ended it first; our files overwrote the same names, the row stays as it was.
             log.info("job %s had already ended; this run changed nothing", item.job_id)
             return record
         self.metrics.jobs.labels("success").inc()
         self.metrics.generation.observe(record["generation_time"])
-        timings = {"queue": round(wait, 4), **record["timings"]}
+        timings = record["timings"]
         log.info("job %s success model=%s %s", item.job_id, payload.spec.model_id,
                  " ".join(f"{k}={v:.3f}" for k, v in timings.items()),
                  extra={"job_id": item.job_id, "model_id": payload.spec.model_id, "timings": timings})

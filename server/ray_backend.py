@@ -108,7 +108,7 @@ class GpuReplica:
             return self._answer("moved")
         except JobFailed as exc:
             return self._answer("failed", message=str(exc), http_status=exc.http_status)
-        return self._answer("success", record=record, wait=time.time() - row.created_at)
+        return self._answer("success", record=record)
 
     async def warm(self) -> dict[str, Any]:
         model_id = serve.get_multiplexed_model_id()
@@ -180,29 +180,33 @@ class RayWorker(Throughput):
 
     async def _send(self, item: WorkItem) -> None:
         started = time.perf_counter()
+        sends = 0
         try:
             while not self._stopping:
                 response = self._handle.options(multiplexed_model_id=item.payload.spec.model_id).run.remote(
                     item.job_id, item.owner)
+                sends += 1
                 with self._lock:
                     self._out[item.job_id] = (item, response)
                 try:
                     answer = await response
                 except asyncio.CancelledError:
-                    return  # stop() took the job back; its row is still queued
+                    item.future.set_exception(JobMoved(item.job_id))  # stop() took it back: its row stays queued
+                    return
                 except Exception as exc:  # the replica died or broke: the table decides what happens next
                     log.warning("job %s: its replica did not answer (%s)", item.job_id, type(exc).__name__)
-                    if await asyncio.to_thread(self._may_resend, item):
+                    if await asyncio.to_thread(self._may_resend, item, sends):
+                        await asyncio.sleep(0.5 * sends)  # a replacement replica takes seconds to start
                         continue
                     return
-                self._settle(item, answer)
+                await asyncio.to_thread(self._settle, item, answer)
                 self.record(time.perf_counter() - started)
                 return
         finally:
             with self._lock:
                 self._out.pop(item.job_id, None)
 
-    def _may_resend(self, item: WorkItem) -> bool:
+    def _may_resend(self, item: WorkItem, sends: int) -> bool:
         """True to send the job again; otherwise its future is settled from the row."""
         row = self._jobs.get(item.job_id)
         if row is None or self._stopping:
@@ -213,8 +217,9 @@ class RayWorker(Throughput):
         if row.owner != item.owner:
             item.future.set_exception(JobMoved(item.job_id))
             return False
-        if row.attempts >= self._max_attempts:
-            self._jobs.fail(item.job_id, f"Job failed: its GPU replica stopped during each of its {row.attempts} attempts")
+        # Sends count too: a replica that breaks before it starts the job never counts an attempt.
+        if max(row.attempts, sends) >= self._max_attempts:
+            self._jobs.fail(item.job_id, f"Job failed: its GPU replica stopped during each of its {sends} attempts")
             self._metrics.jobs.labels("failed").inc()
             self._settle_from_row(item)
             return False
@@ -236,7 +241,7 @@ class RayWorker(Throughput):
             record = answer["record"]
             self._metrics.jobs.labels("success").inc()
             self._metrics.generation.observe(record["generation_time"])
-            self._metrics.queue_wait.observe(answer["wait"])
+            self._metrics.queue_wait.observe(record["timings"]["queue"])
             item.future.set_result(record)
         elif outcome == "failed":
             self._metrics.jobs.labels("failed").inc()

@@ -128,7 +128,7 @@ def ray_cluster() -> Iterator[None]:
     from ray import serve
 
     # The replicas import torch and the tiny models' pipelines: 0 CPUs reserved, so two fit on 2 cores.
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
     serve.shutdown()
     ray.shutdown()
