@@ -27,8 +27,13 @@ import ray
 from ray import serve
 from ray.serve.handle import DeploymentHandle, DeploymentResponse
 
+from pipelines.config import load_config
+from pipelines.postprocess.safety import SafetyFilter, load_detector
 from server.gpu_worker import JobFailed, JobMoved, Throughput, WorkItem
-from server.jobs import UNFINISHED, JobStore
+from server.job_codec import InputsMissing, payload_from_json
+from server.jobs import UNFINISHED, JobStore, make_engine
+from server.local_gpu import build_local_gpu
+from server.main import create_app, make_store
 from server.metrics import Metrics
 from server.settings import Settings
 
@@ -50,13 +55,6 @@ class GpuReplica:
     """One Ray Serve replica per GPU: the embedded backend's GPU side, fed job ids by the ingress."""
 
     def __init__(self, settings: Settings) -> None:
-        # Imported here: the driver that only deploys the app never needs torch or diffusers.
-        from pipelines.config import load_config
-        from pipelines.postprocess.safety import SafetyFilter, load_detector
-        from server.jobs import make_engine
-        from server.local_gpu import build_local_gpu
-        from server.main import make_store
-
         self.replica = serve.get_replica_context().replica_id.to_full_id_str()
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.jobs = JobStore(make_engine(settings.db_url()))
@@ -91,8 +89,6 @@ class GpuReplica:
             return self._answer("ended")
         with contextlib.suppress(Exception):
             await self.resident(model_id)
-        from server.job_codec import InputsMissing, payload_from_json
-
         try:
             payload = payload_from_json(row.params, await asyncio.to_thread(self.jobs.inputs, job_id))
         except (InputsMissing, KeyError, TypeError):
@@ -113,8 +109,8 @@ class GpuReplica:
     async def warm(self) -> dict[str, Any]:
         model_id = serve.get_multiplexed_model_id()
         await self.resident(model_id)
-        await asyncio.wrap_future(self.gpu.warm(model_id))
-        return self._answer("warm")
+        seconds = await asyncio.wrap_future(self.gpu.warm(model_id))
+        return self._answer("warm", seconds=seconds)
 
     async def reload(self) -> dict[str, Any]:
         """Load the model here, or read its files again if it was loaded already (after `sdgate pull`)."""
@@ -260,9 +256,12 @@ class RayWorker(Throughput):
             known["loaded"] = report["loaded"]
 
     def _model_call(self, method: str, model_id: str) -> Future:
-        async def call() -> None:
+        """Resolves to what the replica's method answered in "seconds" (warm: the load time), else None."""
+
+        async def call() -> float | None:
             answer = await getattr(self._handle.options(multiplexed_model_id=model_id), method).remote()
             self._note(answer["report"])
+            return answer.get("seconds")
 
         assert self._loop is not None, "start() first"
         return asyncio.run_coroutine_threadsafe(call(), self._loop)
@@ -324,8 +323,6 @@ def build_app(settings: Settings) -> Any:
     Deployed alone, gpu_deployment() also serves an ingress that runs outside Ray (SDGATE_BACKEND=ray
     under plain uvicorn, or the tests' in-process client).
     """
-    from server.main import create_app
-
     @serve.deployment(name=INGRESS_DEPLOYMENT, ray_actor_options={"num_cpus": 0},
                       graceful_shutdown_timeout_s=settings.shutdown_grace)
     @serve.ingress(create_app(absolute(settings)))
@@ -350,12 +347,13 @@ def serve_forever(settings: Settings) -> int:
     """`sdgate serve --backend ray`: deploy the app, serve until SIGTERM/SIGINT, then drain and tear down."""
     # "local", not None: None would silently join whatever Ray instance happens to run on this machine.
     ray.init(address=settings.ray_address or "local")
-    serve.start(http_options={"host": settings.host, "port": settings.port})
-    serve.run(build_app(settings), name=settings.ray_app, route_prefix="/")
-    log.info("sdgate on Ray Serve at http://%s:%d", settings.host, settings.port)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):  # after ray.init, which installs handlers that abort
         signal.signal(signum, lambda *_: stop.set())
+    serve.start(http_options={"host": settings.host, "port": settings.port})
+    # The proxy may answer before serve.run returns; a SIGTERM meanwhile stops right after the deploy.
+    serve.run(build_app(settings), name=settings.ray_app, route_prefix="/")
+    log.info("sdgate on Ray Serve at http://%s:%d", settings.host, settings.port)
     stop.wait()
     log.info("stopping: running jobs may finish, queued jobs stay queued")
     serve.delete(settings.ray_app)  # graceful: the ingress lifespan and the replicas drain
