@@ -12,6 +12,9 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # Ray Serve's handles and replicas report load every 10 s by default; the autoscaling test needs seconds.
 os.environ.setdefault("RAY_SERVE_HANDLE_AUTOSCALING_METRIC_PUSH_INTERVAL_S", "0.5")
+# moto's S3 accepts any credentials and boto3 needs some to sign with; set before Ray starts its workers.
+for _name, _value in (("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test"), ("AWS_DEFAULT_REGION", "us-east-1")):
+    os.environ.setdefault(_name, _value)
 os.environ.setdefault("RAY_SERVE_REPLICA_AUTOSCALING_METRIC_PUSH_INTERVAL_S", "0.5")
 
 import base64
@@ -119,6 +122,40 @@ def make_settings(tiny_dir: Path, data_dir: Path, **overrides: object) -> Settin
     }
     values.update(overrides)
     return Settings(**values)
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """The PostgreSQL that scripts/test starts, with empty job tables."""
+    from server.jobs import make_engine, metadata
+
+    url = os.environ.get("SDGATE_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("SDGATE_TEST_POSTGRES_URL is not set (scripts/test starts PostgreSQL and sets it)")
+    metadata.drop_all(make_engine(url))
+    yield url
+    metadata.drop_all(make_engine(url))
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """moto's S3 server on loopback."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def bucket(s3_endpoint: str) -> str:
+    import boto3
+
+    name = f"outputs-{time.time_ns()}"
+    boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=name)
+    return name
 
 
 @pytest.fixture(scope="session")

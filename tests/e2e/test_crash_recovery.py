@@ -12,10 +12,10 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from modelslab_py.core.apis.community import Community
 from modelslab_py.core.client import Client
 from modelslab_py.schemas.community import Image2Image
-import pytest
 
 from tests.conftest import ImageServer, LiveServer, free_port, start_server
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,10 +9,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import delete
 
-from server.jobs import JobStore, jobs, make_engine, metadata
+from server.jobs import JobStore, jobs, make_engine
 from tests.integration.test_img2img_api import app_client
-
-POSTGRES_URL = os.environ.get("SDGATE_TEST_POSTGRES_URL")
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -21,11 +18,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'jobs.db'}"
         return
-    if not POSTGRES_URL:
-        pytest.skip("SDGATE_TEST_POSTGRES_URL is not set (scripts/test starts PostgreSQL and sets it)")
-    metadata.drop_all(make_engine(POSTGRES_URL))
-    yield POSTGRES_URL
-    metadata.drop_all(make_engine(POSTGRES_URL))
+    yield request.getfixturevalue("postgres_url")
 
 
 def test_job_lifecycle_and_webhook_outbox(database_url: str) -> None:

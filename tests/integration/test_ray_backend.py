@@ -1,13 +1,17 @@
-"""The Ray backend on a local Ray instance with CPU replicas: model-affinity routing and replica deaths."""
+"""The Ray backend on a local Ray instance with CPU replicas: affinity, replica deaths, autoscaling, Postgres + S3."""
 
 from __future__ import annotations
 
+import base64
+import io
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 import ray
 from fastapi.testclient import TestClient
+from PIL import Image
 
 from tests.conftest import WebhookReceiver, b64_png, ray_app_client
 
@@ -102,3 +106,19 @@ def test_a_backlog_adds_replicas_up_to_the_ceiling(tiny_dir: Path, tmp_path: Pat
             assert time.monotonic() < deadline
             time.sleep(0.2)
         assert len(replicas(client)) == 2  # the new replica ran some of the backlog
+
+
+def test_replicas_share_a_postgres_job_table_and_an_s3_bucket(tiny_dir: Path, tmp_path: Path, postgres_url: str,
+                                                              s3_endpoint: str, bucket: str) -> None:
+    cluster = {"database_url": postgres_url, "storage": "s3", "s3_bucket": bucket, "s3_endpoint_url": s3_endpoint}
+    with ray_app_client(tiny_dir, tmp_path, replicas=2, **cluster) as client:
+        answers = [client.post(API, json={**BODY, "model_id": m}).json() for m in MODELS[:2]]
+        jobs = client.app.state.sdgate.jobs
+        assert jobs.engine.dialect.name == "postgresql"
+        assert len(replicas(client)) == 2  # the two models went to different replicas
+    for answer in answers:
+        assert answer["status"] == "success", answer
+        assert answer["output"][0].startswith(f"{s3_endpoint}/{bucket}/generations/")
+        png = base64.b64decode(httpx.get(answer["output"][0]).text)  # base64: yes, as the hosted API stores it
+        assert Image.open(io.BytesIO(png)).size == (32, 32)
+    assert not list((tmp_path / "generations").glob("*"))  # nothing went to local disk

@@ -12,7 +12,7 @@ from tests.conftest import REPO
 
 
 def rayservice() -> dict:
-    blocks = re.findall(r"```yaml\n(.*?)```", (REPO / "docs" / "SCALING.md").read_text(), re.S)
+    blocks = re.findall(r"```yaml\n(.*?)```", (REPO / "docs" / "SCALING.md").read_text(), re.DOTALL)
     (manifest,) = [yaml.safe_load(block) for block in blocks if "kind: RayService" in block]
     return manifest
 

@@ -6,39 +6,17 @@ import base64
 import io
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
 import httpx
 import pytest
-from moto.server import ThreadedMotoServer
 from PIL import Image
 
 from server.storage_s3 import S3OutputStore
-from tests.conftest import free_port
 from tests.integration.test_img2img_api import app_client
 
 API = "/api/v6/images/img2img"
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
-
-
-@pytest.fixture
-def bucket(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    # moto accepts any credentials; boto3 only needs some to sign with.
-    for name, value in (("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test"), ("AWS_DEFAULT_REGION", "us-east-1")):
-        monkeypatch.setenv(name, value)
-    name = f"outputs-{time.time_ns()}"
-    boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=name)
-    return name
 
 
 def test_outputs_go_to_the_bucket_with_presigned_links(tiny_dir: Path, tmp_path: Path, body: dict,
