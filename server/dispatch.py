@@ -51,12 +51,12 @@ class Dispatcher:
         return item
 
     def heartbeat(self) -> int:
-        return self.jobs.renew_leases(self.owner, self.lease_seconds)
+        return self.jobs.renew_leases(self.owner, self.lease_seconds, self.worker.held_ids())
 
     def recover(self, include_own: bool = True) -> int:
         """Queue the jobs this server may take: its own at start-up, and any whose lease lapsed."""
         requeued = 0
-        for row in self.jobs.claim(self.owner, self.lease_seconds, include_own):
+        for row in self.jobs.claim(self.owner, self.lease_seconds, include_own, self.worker.held_ids()):
             if self._resume(row):
                 requeued += 1
         if requeued:

@@ -85,7 +85,7 @@ class JobRunner:
         return outcomes
 
     def _finish(self, item: WorkItem, payload: JobPayload, result: GenerationResult, wait: float,
-                started: float) -> dict[str, Any]:
+                started: float) -> dict[str, Any] | JobMoved:
         images, flags = result.images, [False] * len(result.images)
         if payload.safety_checker:
             # The route refuses safety_checker=yes when no detector exists, so this is never a silent pass.
@@ -96,7 +96,7 @@ class JobRunner:
         if not self.jobs.finish(item.job_id, record):
             # A re-sent copy of this job ended it first; our files overwrote the same names, the row stays as it was.
             log.info("job %s had already ended; this run changed nothing", item.job_id)
-            return record
+            return JobMoved(item.job_id)
         self.metrics.jobs.labels("success").inc()
         self.metrics.generation.observe(record["generation_time"])
         timings = record["timings"]

@@ -17,8 +17,8 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Hashable, Iterator
-from contextlib import AbstractContextManager, contextmanager
 from concurrent.futures import Future
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -105,6 +105,7 @@ class GpuWorker(Throughput):
         self._ready = threading.Condition()
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._running = 0
+        self._batch: list[WorkItem] = []
         self._incoming = 0
 
     @contextmanager
@@ -157,6 +158,11 @@ class GpuWorker(Throughput):
             self._items.append(item)
             self._ready.notify_all()
 
+    def held_ids(self) -> set[int]:
+        """Jobs queued or running here: the ones whose leases the heartbeat renews."""
+        with self._ready:
+            return {item.job_id for item in [*self._items, *self._batch] if isinstance(item, WorkItem)}
+
     def depth(self) -> int:
         """Jobs waiting plus those running (model loads queued with call() count too)."""
         with self._ready:
@@ -168,7 +174,7 @@ class GpuWorker(Throughput):
                 self._ready.wait()
             item = self._items.popleft()
             if isinstance(item, WorkItem):
-                self._running = 1
+                self._running, self._batch = 1, [item]
             return item
 
     def _gather(self, first: WorkItem) -> list[WorkItem]:
@@ -210,7 +216,7 @@ class GpuWorker(Throughput):
                 continue
             batch = self._gather(item)
             with self._ready:
-                self._running = len(batch)
+                self._running, self._batch = len(batch), batch
             started = time.perf_counter()
             try:
                 outcomes = self._execute(batch)
@@ -224,7 +230,7 @@ class GpuWorker(Throughput):
                     work.future.set_result(outcome)
             self.record((time.perf_counter() - started) / len(batch))
             with self._ready:
-                self._running = 0
+                self._running, self._batch = 0, []
 
 
 class JobQueue(Protocol):
@@ -238,6 +244,7 @@ class JobQueue(Protocol):
     def is_alive(self) -> bool: ...
     def submit(self, item: WorkItem) -> Future: ...
     def depth(self) -> int: ...
+    def held_ids(self) -> set[int]: ...
     def average_seconds(self) -> float: ...
     def eta(self, ahead: int | None = None) -> float: ...
     def warm(self, model_id: str) -> Future: ...

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,10 +22,10 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    and_,
     create_engine,
     event,
     func,
-    and_,
     insert,
     or_,
     select,
@@ -197,26 +198,30 @@ class JobStore:
             created = conn.execute(select(jobs.c.created_at).where(jobs.c.id == job_id)).scalar_one()
         return max(0.0, now - created)
 
-    def renew_leases(self, owner: str, seconds: float) -> int:
-        """Heartbeat: extend the lease of every unfinished job this server holds."""
+    def renew_leases(self, owner: str, seconds: float, job_ids: Collection[int]) -> int:
+        """Heartbeat: extend the leases of the unfinished jobs this server still holds in memory.
+
+        Only those: a job this server lost track of lets its lease lapse, and is then claimed again.
+        """
+        if not job_ids:
+            return 0
         with self.engine.begin() as conn:
             return conn.execute(
-                update(jobs).where(jobs.c.owner == owner, jobs.c.status.in_(UNFINISHED))
+                update(jobs).where(jobs.c.owner == owner, jobs.c.status.in_(UNFINISHED), jobs.c.id.in_(list(job_ids)))
                 .values(lease_until=time.time() + seconds)
             ).rowcount
 
-    def claim(self, owner: str, seconds: float, include_own: bool) -> list[JobRow]:
+    def claim(self, owner: str, seconds: float, include_own: bool, held: Collection[int] = ()) -> list[JobRow]:
         """Take over unfinished jobs whose lease lapsed (and, at start-up, this server's own), oldest first.
 
-        Each claim is a conditional update, so when two servers race for a job exactly one wins.
+        `held` are the jobs this server still has in memory: never claimed again. Each claim is a
+        conditional update, so when two servers race for a job exactly one wins.
         """
         now = time.time()
         lapsed = or_(jobs.c.lease_until.is_(None), jobs.c.lease_until < now)
-        if include_own:
-            claimable = or_(lapsed, jobs.c.owner == owner)
-        else:
-            # While running, this server's own jobs are in its queue already, lapsed lease or not.
-            claimable = and_(lapsed, or_(jobs.c.owner.is_(None), jobs.c.owner != owner))
+        claimable = or_(lapsed, jobs.c.owner == owner) if include_own else lapsed
+        if held:
+            claimable = and_(claimable, jobs.c.id.not_in(list(held)))
         claimed = []
         with self.engine.connect() as conn:
             candidates = conn.execute(

@@ -5,8 +5,9 @@ re-sends it), so the job table stays the source of truth. The ingress writes the
 keeps the job's lease while it is out, and sends only its id with `multiplexed_model_id = model_id`:
 Serve routes it to a replica that already holds the model, else to the one holding the fewest. The
 replica reads the job from the table and runs it like the embedded backend does. When a replica dies
-or fails, the ingress re-sends the job (up to SDGATE_MAX_ATTEMPTS runs); when the ingress itself dies,
-its leases lapse and whichever ingress starts next takes the jobs over. Ending a job is a conditional
+or fails, the ingress re-sends the job (up to SDGATE_MAX_ATTEMPTS runs that started, SEND_LIMIT sends
+in all); the ingress renews the leases only of the jobs it still holds, so when it dies, or drops a job,
+the lease lapses and an ingress (the same one, or the next to start) takes the job over. Ending a job is a conditional
 update, so a job is reported once even if two copies ran; file names come from the job, so a second
 copy overwrites instead of duplicating.
 """
@@ -15,11 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
+import itertools
 import logging
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from typing import Any
 
@@ -37,6 +40,9 @@ from server.settings import Settings
 log = logging.getLogger(__name__)
 
 INGRESS_DEPLOYMENT = "Ingress"
+# Sends of one job that never reached a running replica before it fails (replicas dying around it,
+# none schedulable); runs that did start are capped by SDGATE_MAX_ATTEMPTS.
+SEND_LIMIT = 12
 
 
 def absolute(settings: Settings) -> Settings:
@@ -86,41 +92,82 @@ class RayWorker(Throughput):
         with self._lock:
             return len(self._out)
 
+    def held_ids(self) -> set[int]:
+        with self._lock:
+            return set(self._out)
+
+    def average_seconds(self) -> float:
+        """Generation seconds per job over all replicas, which run their jobs side by side."""
+        with self._lock:
+            replicas = max(1, len(self._replicas))
+        return super().average_seconds() / replicas
+
     def submit(self, item: WorkItem) -> Future:
         """Thread-safe; every job goes to Serve at once, so its autoscaler sees the whole backlog."""
         assert self._loop is not None, "start() first"
         with self._lock:
             self._out[item.job_id] = (item, None)
-        asyncio.run_coroutine_threadsafe(self._send(item), self._loop)
+        # A fresh context: inside Serve the caller's would make this call a child of the HTTP request,
+        # and Serve cancels children when their client disconnects; the job must outlive its request.
+        self._loop.call_soon_threadsafe(
+            lambda: self._loop.create_task(self._send(item), context=contextvars.Context()))  # type: ignore[union-attr]
         return item.future
 
     async def _send(self, item: WorkItem) -> None:
-        started = time.perf_counter()
-        sends = 0
+        """Send until the job has an answer. Every way out settles the future; a row left unfinished
+        (stopping, or the table unreachable) lets its lease lapse and is claimed again."""
+        started, sends = time.perf_counter(), 0
         try:
             while not self._stopping:
-                response = self._handle.options(multiplexed_model_id=item.payload.spec.model_id).run.remote(
-                    item.job_id, item.owner)
                 sends += 1
-                with self._lock:
-                    self._out[item.job_id] = (item, response)
                 try:
+                    response = self._handle.options(multiplexed_model_id=item.payload.spec.model_id).run.remote(
+                        item.job_id, item.owner)
+                    with self._lock:
+                        self._out[item.job_id] = (item, response)
                     answer = await response
+                    if answer["outcome"] == "ended" and await asyncio.to_thread(self._unfinished, item):
+                        raise LookupError("the replica could not read the job")  # e.g. it sees another database
                 except asyncio.CancelledError:
-                    item.future.set_exception(JobMoved(item.job_id))  # stop() took it back: its row stays queued
+                    task = asyncio.current_task()
+                    if task is not None and task.cancelling():
+                        raise
+                    failure = "the request was cancelled"
+                except Exception as exc:  # the replica died or broke (or stop() cancelled the request)
+                    failure = f"{type(exc).__name__}: {exc}"
+                else:
+                    await self._retry(self._settle, item, answer)
+                    self.record(answer.get("record", {}).get("generation_time", time.perf_counter() - started))
                     return
-                except Exception as exc:  # the replica died or broke: the table decides what happens next
-                    log.warning("job %s: its replica did not answer (%s)", item.job_id, type(exc).__name__)
-                    if await asyncio.to_thread(self._may_resend, item, sends):
-                        await asyncio.sleep(0.5 * sends)  # a replacement replica takes seconds to start
-                        continue
+                if self._stopping:
                     return
-                await asyncio.to_thread(self._settle, item, answer)
-                self.record(time.perf_counter() - started)
-                return
+                log.warning("job %s: no answer from its replica (%s)", item.job_id, failure)
+                if not await self._retry(self._may_resend, item, sends):
+                    return
+                await asyncio.sleep(min(0.5 * sends, 5.0))  # a replacement replica takes seconds to start
+        except Exception:
+            log.exception("job %s: left to the job table (it is claimed again once its lease lapses)", item.job_id)
         finally:
             with self._lock:
                 self._out.pop(item.job_id, None)
+            if not item.future.done():
+                item.future.set_exception(JobMoved(item.job_id))
+
+    async def _retry(self, step: Callable[..., Any], *args: Any) -> Any:
+        """A table read or write off the event loop, retried while the database is unreachable."""
+        for attempt in itertools.count(1):
+            try:
+                return await asyncio.to_thread(step, *args)
+            except Exception:
+                if self._stopping or attempt >= 10:
+                    raise
+                log.exception("job table unreachable; retrying")
+                await asyncio.sleep(min(attempt, 5))
+        raise AssertionError("unreachable")
+
+    def _unfinished(self, item: WorkItem) -> bool:
+        row = self._jobs.get(item.job_id)
+        return row is not None and row.status in UNFINISHED
 
     def _may_resend(self, item: WorkItem, sends: int) -> bool:
         """True to send the job again; otherwise its future is settled from the row."""
@@ -133,22 +180,26 @@ class RayWorker(Throughput):
         if row.owner != item.owner:
             item.future.set_exception(JobMoved(item.job_id))
             return False
-        # Sends count too: a replica that breaks before it starts the job never counts an attempt.
-        if max(row.attempts, sends) >= self._max_attempts:
-            self._jobs.fail(item.job_id, f"Job failed: its GPU replica stopped during each of its {sends} attempts")
+        if row.attempts >= self._max_attempts:  # runs that started: this job may be what kills replicas
+            message = f"Job failed: its GPU replica stopped during each of its {row.attempts} attempts"
+        elif sends >= SEND_LIMIT:  # sends that never started: no replica could take it
+            message = f"Job failed: no GPU replica could take it ({sends} tries)"
+        else:
+            self._jobs.requeue(item.job_id)
+            return True
+        if self._jobs.fail(item.job_id, message):
             self._metrics.jobs.labels("failed").inc()
-            self._settle_from_row(item)
-            return False
-        self._jobs.requeue(item.job_id)
-        return True
+        self._settle_from_row(item)
+        return False
 
     def _settle_from_row(self, item: WorkItem) -> None:
         row = self._jobs.get(item.job_id)
-        assert row is not None
-        if row.status == "success":
+        if row is not None and row.status == "success":
             item.future.set_result(row.result)
-        else:
+        elif row is not None and row.status == "failed":
             item.future.set_exception(JobFailed(row.error or "Job failed"))
+        else:
+            item.future.set_exception(JobMoved(item.job_id))
 
     def _settle(self, item: WorkItem, answer: dict[str, Any]) -> None:
         self._note(answer["report"])
@@ -202,7 +253,8 @@ class RayWorker(Throughput):
             return [dict(known) for known in self._replicas.values()]
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Let running jobs finish (up to timeout); jobs not started yet are taken back and stay queued."""
+        """Let running jobs finish (up to timeout); requests still waiting for a replica are cancelled and
+        their rows stay queued (a job already queued on a replica may still start: Serve drains replicas)."""
         self._stopping = True
         with self._lock:
             out = list(self._out.values())
@@ -240,10 +292,13 @@ def gpu_deployment(settings: Settings) -> Any:
 def build_app(settings: Settings) -> Any:
     """The Serve application: the FastAPI ingress bound to the GPU deployment.
 
-    Deployed alone, gpu_deployment() also serves an ingress that runs outside Ray (SDGATE_BACKEND=ray
-    under plain uvicorn, or the tests' in-process client).
+    Deployed alone, gpu_deployment() also serves an app built by create_app() outside Serve, as the
+    tests' in-process client does.
     """
-    @serve.deployment(name=INGRESS_DEPLOYMENT, ray_actor_options={"num_cpus": 0},
+    # Serve's default of 5 ongoing requests per replica would queue /health and fetch behind 5 sync
+    # img2img requests (each held up to SDGATE_SYNC_TIMEOUT); admission is SDGATE_MAX_QUEUE's job.
+    @serve.deployment(name=INGRESS_DEPLOYMENT, ray_actor_options={"num_cpus": 0}, num_replicas=1,
+                      max_ongoing_requests=2 * settings.max_queue + 100,
                       graceful_shutdown_timeout_s=settings.shutdown_grace)
     @serve.ingress(create_app(absolute(settings)))
     class Ingress:
@@ -268,14 +323,21 @@ def serve_forever(settings: Settings) -> int:
     # "local", not None: None would silently join whatever Ray instance happens to run on this machine.
     ray.init(address=settings.ray_address or "local")
     stop = threading.Event()
+
+    def on_signal(*_: Any) -> None:
+        if stop.is_set():  # a second signal, e.g. while a deploy waits for a GPU that never comes
+            raise KeyboardInterrupt
+        log.info("stopping once the app is deployed; signal again to abort")
+        stop.set()
+
     for signum in (signal.SIGTERM, signal.SIGINT):  # after ray.init, which installs handlers that abort
-        signal.signal(signum, lambda *_: stop.set())
+        signal.signal(signum, on_signal)
     serve.start(http_options={"host": settings.host, "port": settings.port})
     # The proxy may answer before serve.run returns; a SIGTERM meanwhile stops right after the deploy.
     serve.run(build_app(settings), name=settings.ray_app, route_prefix="/")
     log.info("sdgate on Ray Serve at http://%s:%d", settings.host, settings.port)
     stop.wait()
-    log.info("stopping: running jobs may finish, queued jobs stay queued")
+    log.info("stopping: jobs on replicas may finish, jobs still waiting stay queued")
     serve.delete(settings.ray_app)  # graceful: the ingress lifespan and the replicas drain
     ray.shutdown()
     log.info("sdgate stopped: the Serve application is deleted")

@@ -76,7 +76,8 @@ class Settings(BaseSettings):
         default="embedded", description="embedded: this process runs the jobs; ray: GPU replicas on a Ray cluster"
     )
     ray_address: str | None = Field(
-        default=None, description="Ray cluster to join (host:port, ray://..., auto); unset = start a local one"
+        default=None,
+        description="Ray cluster to join (host:port, ray://..., auto); unset: sdgate serve starts a local one",
     )
     ray_app: str = Field(default="sdgate", description="Ray Serve application name")
     ray_models_per_replica: int = Field(default=2, ge=1, description="models a GPU replica keeps loaded (LRU)")

@@ -75,9 +75,20 @@ def test_claims_take_lapsed_leases_once(database_url: str) -> None:
     store = JobStore(make_engine(database_url))
     mine = store.create("m", {}, None, None, owner="a", lease_seconds=0)
     live = store.create("m", {}, None, None, owner="b", lease_seconds=60)
-    assert store.claim("a", 30, include_own=False) == []  # a's own job is in a's queue already
+    assert store.claim("a", 30, include_own=False, held={mine}) == []  # a still holds its job
+    assert store.renew_leases("b", 60, set()) == 0  # b holds nothing in memory: nothing renewed
     assert [row.id for row in store.claim("c", 30, include_own=False)] == [mine]  # lapsed: c takes it
     assert store.claim("d", 30, include_own=False) == []  # c's fresh lease; b's live one
     assert [row.id for row in store.claim("b", 30, include_own=True)] == [live]  # b restarting takes its own
     assert store.get(mine).owner == "c" and store.get(live).owner == "b"
     assert store.mark_running(mine, "a") is None and store.mark_running(mine, "c") is not None
+
+
+def test_a_job_its_server_lost_track_of_is_claimed_again(database_url: str) -> None:
+    store = JobStore(make_engine(database_url))
+    held = store.create("m", {}, None, None, owner="a", lease_seconds=0.2)
+    lost = store.create("m", {}, None, None, owner="a", lease_seconds=0.2)
+    time.sleep(0.3)
+    assert store.renew_leases("a", 60, {held}) == 1  # the heartbeat renews only what "a" still holds
+    assert [row.id for row in store.claim("a", 30, include_own=False, held={held})] == [lost]
+    assert store.claim("b", 30, include_own=False) == []  # both leases are fresh again
