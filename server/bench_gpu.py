@@ -8,7 +8,6 @@ Eager fp16 diffusers and sdgate's fast path run in the same process on the same 
 
 from __future__ import annotations
 
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -27,6 +26,7 @@ from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProject
 
 from pipelines.fast_path import FastPathOptions, apply_fast_path
 from pipelines.tiny.components import load_tokenizer, write_tokenizer
+from server.bench import p50
 
 # Public architecture settings (SD1.5 and SDXL base model configs).
 SD15_UNET = dict(sample_size=64, block_out_channels=(320, 640, 1280, 1280), layers_per_block=2, cross_attention_dim=768,
@@ -72,12 +72,7 @@ def _time(pipe: Any, size: int, samples: int, repeats: int) -> float:
         torch.cuda.synchronize()
 
     once()  # warm-up (and compilation, when compiled)
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        once()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+    return p50(once, repeats)
 
 
 def peak_tflops() -> float:

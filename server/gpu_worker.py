@@ -104,8 +104,7 @@ class GpuWorker(Throughput):
         self._items: deque[Any] = deque()
         self._ready = threading.Condition()
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
-        self._running = 0
-        self._batch: list[WorkItem] = []
+        self._batch: list[WorkItem] = []  # the jobs running now
         self._incoming = 0
 
     @contextmanager
@@ -166,7 +165,7 @@ class GpuWorker(Throughput):
     def depth(self) -> int:
         """Jobs waiting plus those running (model loads queued with call() count too)."""
         with self._ready:
-            return len(self._items) + self._running
+            return len(self._items) + len(self._batch)
 
     def _take(self) -> Any:
         with self._ready:
@@ -174,7 +173,7 @@ class GpuWorker(Throughput):
                 self._ready.wait()
             item = self._items.popleft()
             if isinstance(item, WorkItem):
-                self._running, self._batch = 1, [item]
+                self._batch = [item]
             return item
 
     def _gather(self, first: WorkItem) -> list[WorkItem]:
@@ -216,7 +215,7 @@ class GpuWorker(Throughput):
                 continue
             batch = self._gather(item)
             with self._ready:
-                self._running, self._batch = len(batch), batch
+                self._batch = batch
             started = time.perf_counter()
             try:
                 outcomes = self._execute(batch)
@@ -230,7 +229,7 @@ class GpuWorker(Throughput):
                     work.future.set_result(outcome)
             self.record((time.perf_counter() - started) / len(batch))
             with self._ready:
-                self._running, self._batch = 0, []
+                self._batch = []
 
 
 class JobQueue(Protocol):

@@ -73,6 +73,12 @@ def make_store(settings: Settings) -> OutputStore:
     return LocalOutputStore(settings.data_dir, settings.base_url(), settings.temp_ttl)
 
 
+def make_safety(settings: Settings) -> SafetyFilter | None:
+    """The safety filter, or None when no detector backend is available (routes then refuse safety_checker=yes)."""
+    detector = load_detector(settings.safety_backend, settings.safety_checker_path, settings.nudenet_threshold)
+    return SafetyFilter(detector, settings.safety_threshold_shift) if detector is not None else None
+
+
 def validate_startup(settings: Settings) -> RegistryConfig:
     """Everything that must stop start-up: a keyless public bind, a bad models.yaml, unknown preload ids."""
     check_keys_required(settings)
@@ -93,8 +99,7 @@ def build_state(settings: Settings) -> AppState:
     jobs = JobStore(make_engine(settings.db_url()))
     store = make_store(settings)
     # With the Ray backend the detector runs on the replicas; loading it here too tells routes it exists.
-    detector = load_detector(settings.safety_backend, settings.safety_checker_path, settings.nudenet_threshold)
-    safety = SafetyFilter(detector, settings.safety_threshold_shift) if detector is not None else None
+    safety = make_safety(settings)
     worker: JobQueue
     if settings.backend == "ray":
         from server.ray_backend import RayWorker  # ray is an optional extra

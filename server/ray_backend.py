@@ -6,10 +6,10 @@ keeps the job's lease while it is out, and sends only its id with `multiplexed_m
 Serve routes it to a replica that already holds the model, else to the one holding the fewest. The
 replica reads the job from the table and runs it like the embedded backend does. When a replica dies
 or fails, the ingress re-sends the job (up to SDGATE_MAX_ATTEMPTS runs that started, SEND_LIMIT sends
-in all); the ingress renews the leases only of the jobs it still holds, so when it dies, or drops a job,
-the lease lapses and an ingress (the same one, or the next to start) takes the job over. Ending a job is a conditional
-update, so a job is reported once even if two copies ran; file names come from the job, so a second
-copy overwrites instead of duplicating.
+in all); the ingress renews the leases only of the jobs it still holds, so when it dies, or drops a
+job, the lease lapses and an ingress (the same one, or the next to start) takes the job over. Ending a
+job is a conditional update, so a job is reported once even if two copies ran; file names come from
+the job, so a second copy overwrites instead of duplicating.
 """
 
 from __future__ import annotations

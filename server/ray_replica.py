@@ -14,12 +14,11 @@ from typing import Any
 from ray import serve
 
 from pipelines.config import load_config
-from pipelines.postprocess.safety import SafetyFilter, load_detector
 from server.gpu_worker import JobFailed, JobMoved, WorkItem
 from server.job_codec import InputsMissing, payload_from_json
 from server.jobs import UNFINISHED, JobStore, make_engine
 from server.local_gpu import build_local_gpu
-from server.main import make_store
+from server.main import make_safety, make_store
 from server.metrics import Metrics
 from server.settings import Settings
 
@@ -35,11 +34,9 @@ class GpuReplica:
         self.replica = serve.get_replica_context().replica_id.to_full_id_str()
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.jobs = JobStore(make_engine(settings.db_url()))
-        detector = load_detector(settings.safety_backend, settings.safety_checker_path, settings.nudenet_threshold)
-        safety = SafetyFilter(detector, settings.safety_threshold_shift) if detector is not None else None
         self.load_seconds: list[float] = []
         metrics = Metrics()
-        self.gpu = build_local_gpu(settings, load_config(settings.config), self.jobs, make_store(settings), safety,
+        self.gpu = build_local_gpu(settings, load_config(settings.config), self.jobs, make_store(settings), make_safety(settings),
                                    metrics, max_loaded=settings.ray_models_per_replica)
         self.gpu.registry.on_load = lambda seconds: self.load_seconds.append(seconds)
         self.gpu.start()
