@@ -32,7 +32,7 @@ class SourceEntry(BaseModel):
     sha256: str | None = Field(default=None, description="Checksum checked after a download.")
 
     @model_validator(mode="after")
-    def check_exactly_one_source(self) -> "SourceEntry":
+    def check_exactly_one_source(self) -> SourceEntry:
         sources = [s for s in ("path", "file", "repo", "url") if getattr(self, s) is not None]
         if len(sources) != 1:
             raise ValueError(f"give exactly one of path, file, repo, url (got {sources or 'none'})")
@@ -54,7 +54,7 @@ class ModelEntry(SourceEntry):
     description: str | None = None
 
     @model_validator(mode="after")
-    def check_single_file_has_config(self) -> "ModelEntry":
+    def check_single_file_has_config(self) -> ModelEntry:
         single = self.file is not None or self.url is not None or self.filename is not None
         if single and self.config is None:
             # Without a local config diffusers goes to the network even with local_files_only (FACTS.md §10).
@@ -103,7 +103,7 @@ class RegistryConfig(BaseModel):
     ip_adapters: dict[str, IpAdapterEntry] = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def check_one_default(self) -> "RegistryConfig":
+    def check_one_default(self) -> RegistryConfig:
         defaults = [k for k, m in self.models.items() if m.default]
         if len(defaults) > 1:
             raise ValueError(f"only one model may be `default: true` (got {defaults})")

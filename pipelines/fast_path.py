@@ -27,7 +27,7 @@ class FastPathOptions:
     compile: bool = False
 
     @classmethod
-    def for_device(cls, device: str) -> "FastPathOptions":
+    def for_device(cls, device: str) -> FastPathOptions:
         if device == "cuda":
             # fp16 everywhere; diffusers upcasts the SDXL VAE (force_upcast) where fp16 would overflow.
             return cls(precision="fp16", channels_last=True)

@@ -1,9 +1,13 @@
-"""One img2img run on a loaded model. Runs on the GPU worker thread only."""
+"""The run every diffusion task shares: scheduler, adapters, clip skip, tomesd, seeded generators, one
+batched call on the task's pipeline view of the loaded model, timings. Runs on the GPU worker thread only.
+
+A task (pipelines/tasks/) adds only its pipeline class, its inputs and what makes two jobs batchable.
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Hashable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -15,7 +19,7 @@ from pipelines.adapters import AdapterStore, activate_loras, attached
 from pipelines.clip_skip import clip_skip_embeds, skipped_layers
 from pipelines.registry import LoadedModel
 from pipelines.schedulers import make_scheduler
-from pipelines.spec import GenerationResult, GenerationSpec
+from pipelines.spec import GenerationResult, TaskSpec
 
 
 def sample_seeds(seed: int, samples: int) -> list[int]:
@@ -60,32 +64,22 @@ def prompt_arguments(pipe: Any, prompt: str | list[str], negative: str | list[st
         }
 
 
-def batch_key(spec: GenerationSpec) -> Hashable | None:
-    """Jobs with equal keys can share one pipeline call; None = this job runs alone (IP-Adapter jobs)."""
-    if spec.adapters.ip_adapter is not None:
-        return None
-    return (spec.model_id, spec.adapters, spec.scheduler, spec.use_karras_sigmas, spec.algorithm_type, spec.steps,
-            spec.strength, spec.guidance_scale, spec.width, spec.height, spec.clip_skip, spec.tomesd, spec.tomesd_ratio)
-
-
-def run_img2img(
-    model: LoadedModel, spec: GenerationSpec, adapters: AdapterStore | None = None, max_loras: int = 8
-) -> GenerationResult:
+def run(model: LoadedModel, spec: TaskSpec, adapters: AdapterStore | None = None, max_loras: int = 8) -> GenerationResult:
     """One job: scheduler -> adapters -> per-job pipeline view -> prompt encoding -> seeded call.
 
     Weights are shared with the cached model; schedulers, generators and activated adapters are per job.
     """
-    return run_img2img_batch(model, [spec], adapters, max_loras)[0]
+    return run_batch(model, [spec], adapters, max_loras)[0]
 
 
-def run_img2img_batch(
-    model: LoadedModel, specs: list[GenerationSpec], adapters: AdapterStore | None = None, max_loras: int = 8
+def run_batch(
+    model: LoadedModel, specs: list[TaskSpec], adapters: AdapterStore | None = None, max_loras: int = 8
 ) -> list[GenerationResult]:
     """Several compatible jobs (equal batch_key) in one pipeline call, one generator per image, so each
     job's images come from its own seeds. A single spec takes exactly the unbatched path."""
     started = time.perf_counter()
     first = specs[0]
-    if len({batch_key(spec) for spec in specs}) != 1 or (len(specs) > 1 and batch_key(first) is None):
+    if len({spec.batch_key() for spec in specs}) != 1 or (len(specs) > 1 and first.batch_key() is None):
         raise ValueError("these jobs cannot share a pipeline call")
     is_sdxl = model.family == "sdxl"
     wanted = first.adapters
@@ -121,26 +115,28 @@ def run_img2img_batch(
     return results
 
 
-def _call(model: LoadedModel, specs: list[GenerationSpec], adapters: AdapterStore | None, scheduler: Any,
+def _call(model: LoadedModel, specs: list[TaskSpec], adapters: AdapterStore | None, scheduler: Any,
           is_sdxl: bool) -> list[Image.Image]:
     first = specs[0]
     wanted = first.adapters
-    # A pipeline view sharing the loaded weights; a VAE override lives in the view only.
+    # The task's view of the loaded model, sharing its weights; a VAE override lives in the view only.
     overrides: dict[str, Any] = {"scheduler": scheduler}
     if wanted.vae is not None and adapters is not None:
         overrides["vae"] = adapters.vae(wanted.vae, model)
-    pipe = type(model.pipe).from_pipe(model.pipe, **overrides)
+    pipe = first.pipelines[model.family].from_pipe(model.pipe, **overrides)
     pipe.set_progress_bar_config(disable=True)
     if len(specs) == 1:
         prompt: str | list[str] = first.prompt
         negative: str | list[str] = first.negative_prompt
-        image: Image.Image | list[Image.Image] = first.init_image
+        images: dict[str, Any] = first.image_arguments()
         per_prompt = first.samples
     else:
         # Expanded per image: diffusers pairs images with prompts only at one image per prompt.
         prompt = [s.prompt for s in specs for _ in range(s.samples)]
         negative = [s.negative_prompt for s in specs for _ in range(s.samples)]
-        image = [s.init_image for s in specs for _ in range(s.samples)]
+        per_job = [s.image_arguments() for s in specs]
+        images = {name: [job[name] for s, job in zip(specs, per_job, strict=True)
+                         for _ in range(s.samples)] for name in per_job[0]}
         per_prompt = 1
     # One generator per image, so image i of a job is reproducible on its own from that job's seed + i.
     generators = [g for s in specs for g in make_generators(sample_seeds(s.seed, s.samples))]
@@ -149,8 +145,8 @@ def _call(model: LoadedModel, specs: list[GenerationSpec], adapters: AdapterStor
         output = pipe(
             **prompt_arguments(pipe, prompt, negative, first.clip_skip, is_sdxl),
             **extra,
-            image=image,
-            strength=first.strength,
+            **images,
+            **first.call_arguments(),
             num_inference_steps=first.steps,
             guidance_scale=first.guidance_scale,
             num_images_per_prompt=per_prompt,

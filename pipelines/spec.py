@@ -1,8 +1,14 @@
-"""The typed job description that crosses from the HTTP layer into `pipelines/`, and what comes back."""
+"""The typed job description that crosses from the server into `pipelines/`, and what comes back.
+
+`TaskSpec` holds what every diffusion task shares; each module in `pipelines/tasks/` subclasses it with
+the inputs its task adds, the pipeline view it runs and what else two jobs must share to be batched.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 from PIL import Image
 
@@ -10,20 +16,22 @@ from pipelines.adapters import AdapterSpec
 
 
 @dataclass(frozen=True)
-class GenerationSpec:
-    """Everything one img2img run needs, already validated and resolved (no ModelsLab field names here).
+class TaskSpec:
+    """Everything one run needs, already validated and resolved (no hosted-API field names here).
 
-    `init_image` is RGB at exactly `width` x `height`; sample i is generated from seed `(seed + i) mod 2**32`.
-    `clip_skip` counts like the API (1 = no layer skipped); `algorithm_type` is the API value.
+    Sample i is generated from seed `(seed + i) mod 2**32`. `clip_skip` counts like the API (1 = no layer
+    skipped); `algorithm_type` is the API value. `width` x `height` is the output size.
     """
 
+    task: ClassVar[str]
+    # family -> the diffusers pipeline class whose view (from_pipe on the loaded model) runs this task
+    pipelines: ClassVar[dict[str, type]]
+
     model_id: str
-    init_image: Image.Image
     prompt: str
     negative_prompt: str
     width: int
     height: int
-    strength: float = 0.7
     steps: int = 31
     guidance_scale: float = 7.5
     seed: int = 0
@@ -35,6 +43,26 @@ class GenerationSpec:
     tomesd: bool = False
     tomesd_ratio: float = 0.5
     adapters: AdapterSpec = field(default_factory=AdapterSpec)
+
+    def call_arguments(self) -> dict[str, Any]:
+        """Pipeline arguments that batched jobs share (their batch key guarantees they are equal)."""
+        return {}
+
+    def image_arguments(self) -> dict[str, Image.Image]:
+        """Per-job image arguments; a batched call gets one list entry per generated image."""
+        return {}
+
+    def task_batch_key(self) -> tuple[Hashable, ...]:
+        """What else, beyond the shared settings, jobs of this task must agree on to share one call."""
+        return ()
+
+    def batch_key(self) -> Hashable | None:
+        """Jobs with equal keys can share one pipeline call; None = this job runs alone (IP-Adapter jobs)."""
+        if self.adapters.ip_adapter is not None:
+            return None
+        return (self.task, self.model_id, self.adapters, self.scheduler, self.use_karras_sigmas, self.algorithm_type,
+                self.steps, self.guidance_scale, self.width, self.height, self.clip_skip, self.tomesd,
+                self.tomesd_ratio, *self.task_batch_key())
 
 
 @dataclass

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from PIL import Image
 
-from pipelines.generate import run_img2img
+from pipelines.generate import run
 from pipelines.registry import ModelRegistry
-from pipelines.spec import GenerationSpec
+from pipelines.tasks.img2img import Img2ImgSpec
 
 
 def warm_up(registry: ModelRegistry, model_id: str) -> float:
@@ -14,5 +14,5 @@ def warm_up(registry: ModelRegistry, model_id: str) -> float:
     model = registry.get(model_id)
     side = 64
     image = Image.new("RGB", (side, side), (127, 127, 127))
-    run_img2img(model, GenerationSpec(model_id, image, "warm-up", "", side, side, strength=1.0, steps=1, samples=1))
+    run(model, Img2ImgSpec(model_id, "warm-up", "", side, side, init_image=image, strength=1.0, steps=1, samples=1))
     return model.load_seconds

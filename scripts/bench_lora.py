@@ -20,9 +20,9 @@ from PIL import Image
 
 from pipelines.adapters import AdapterStore, activate_loras
 from pipelines.config import load_config
-from pipelines.generate import run_img2img
+from pipelines.generate import run
 from pipelines.registry import ModelRegistry
-from pipelines.spec import GenerationSpec
+from pipelines.tasks.img2img import Img2ImgSpec
 from pipelines.tiny import make_tiny
 
 
@@ -41,17 +41,17 @@ def main() -> None:
         config = load_config(make_tiny(Path(tmp) / "tiny"))
         registry = ModelRegistry(config, Path(tmp))
         store = AdapterStore(config, Path(tmp), "cpu", torch.float32)
-        spec = GenerationSpec("tiny-sd15", Image.new("RGB", (32, 32), (90, 20, 200)), "a cat", "", 32, 32, steps=8)
-        run_img2img(registry.get("tiny-sd15"), spec, store)  # warm-up
-        generation = statistics.median(timed(lambda: run_img2img(registry.get("tiny-sd15"), spec, store))
+        spec = Img2ImgSpec("tiny-sd15", "a cat", "", 32, 32, init_image=Image.new("RGB", (32, 32), (90, 20, 200)), steps=8)
+        run(registry.get("tiny-sd15"), spec, store)  # warm-up
+        generation = statistics.median(timed(lambda: run(registry.get("tiny-sd15"), spec, store))
                                        for _ in range(args.repeats))
         first_loads, switches = [], []
         for _ in range(args.repeats):
             registry = ModelRegistry(config, Path(tmp))  # a fresh model: no LoRA in memory
             model = registry.get("tiny-sd15")
-            first_loads.append(timed(lambda: activate_loras(model, store, (("tiny-lora-a", 1.0),), keep=8)))
+            first_loads.append(timed(lambda m=model: activate_loras(m, store, (("tiny-lora-a", 1.0),), keep=8)))
             activate_loras(model, store, (("tiny-lora-b", 1.0),), keep=8)
-            switches.append(timed(lambda: activate_loras(model, store, (("tiny-lora-a", 0.7),), keep=8)))
+            switches.append(timed(lambda m=model: activate_loras(m, store, (("tiny-lora-a", 0.7),), keep=8)))
     result = {
         "generation_s": round(generation, 4),
         "lora_first_load_ratio": round(statistics.median(first_loads) / generation, 3),

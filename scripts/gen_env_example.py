@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from server.settings import Settings
+from server.ops.settings import Settings
 
 # The container's own values where they differ from a bare-metal run.
 CONTAINER = {"config": "/app/models.yaml", "data_dir": "/data", "device": "cuda", "host": "0.0.0.0", "port": 7860}

@@ -1,4 +1,4 @@
-"""The `sdgate` command: serve, make-tiny, pull."""
+"""The `sdgate` command: serve, make-tiny, pull, models, bench, db upgrade."""
 
 from __future__ import annotations
 
@@ -19,9 +19,9 @@ def _serve(args: argparse.Namespace) -> int:
     transformers.logging.set_verbosity_error()
 
     from pipelines.config import ConfigError
-    from server.logging_setup import configure_logging
-    from server.main import create_app, validate_startup
-    from server.settings import Settings, UnsafeSettings
+    from server.http.app import create_app, validate_startup
+    from server.ops.logging_setup import configure_logging
+    from server.ops.settings import Settings, UnsafeSettings
 
     overrides = {k: v for k, v in {"config": args.config, "host": args.host, "port": args.port,
                                    "data_dir": args.data_dir, "backend": args.backend}.items() if v is not None}
@@ -35,7 +35,7 @@ def _serve(args: argparse.Namespace) -> int:
     configure_logging(settings.log_format)
     if settings.backend == "ray":
         try:
-            from server.ray_backend import serve_forever
+            from server.ray_app import serve_forever
         except ImportError:
             print("sdgate: the ray backend needs the ray extra: pip install 'sdgate[ray]'", file=sys.stderr)
             return 2
@@ -80,11 +80,10 @@ def _models(args: argparse.Namespace) -> int:
 
 def _bench(args: argparse.Namespace) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import diffusers
     import transformers
 
-    from server.bench import run
-
-    import diffusers
+    from server.tools.bench import run
 
     transformers.logging.set_verbosity_error()
     transformers.logging.disable_progress_bar()
@@ -92,6 +91,33 @@ def _bench(args: argparse.Namespace) -> int:
     diffusers.utils.logging.disable_progress_bar()
     logging.getLogger().setLevel(logging.WARNING)
     run(args.quick, Path(args.out) if args.out else None, not args.no_gpu)
+    return 0
+
+
+def _db_upgrade(args: argparse.Namespace) -> int:
+    from server.jobs import migrate
+    from server.jobs.store import make_engine
+
+    url = args.database_url
+    if url is None:
+        from server.ops.settings import Settings
+
+        overrides = {"data_dir": args.data_dir} if args.data_dir is not None else {}
+        settings = Settings(**overrides)
+        if settings.database_url is None:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)  # the default SQLite file lives there
+        url = settings.db_url()
+    engine = make_engine(url)
+    try:
+        print(f"job database {engine.url.render_as_string(hide_password=True)}")
+        print(f"revision before: {migrate.describe(engine)}")
+        migrate.upgrade(engine)
+        print(f"revision after: {migrate.current_revision(engine)} (head {migrate.head_revision()})")
+    except migrate.UnknownRevision as exc:
+        print(f"sdgate: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        engine.dispose()
     return 0
 
 
@@ -123,6 +149,12 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--out", help="write the results as JSON here")
     bench.add_argument("--no-gpu", action="store_true", help="skip the GPU suite even when CUDA is present")
     bench.set_defaults(func=_bench)
+    db = sub.add_parser("db", help="job database maintenance")
+    db_actions = db.add_subparsers(dest="action", required=True)
+    db_upgrade = db_actions.add_parser("upgrade", help="bring the job database schema to this version (Alembic)")
+    db_upgrade.add_argument("--database-url", help="SQLAlchemy URL; default SDGATE_DATABASE_URL, else the data dir's")
+    db_upgrade.add_argument("--data-dir", type=Path)
+    db_upgrade.set_defaults(func=_db_upgrade)
     args = parser.parse_args(argv)
     return int(args.func(args))
 

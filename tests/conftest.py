@@ -37,8 +37,10 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from pipelines.tiny import make_tiny
-from server.main import create_app
-from server.settings import Settings
+from server.http.app import create_app
+from server.jobs import migrate
+from server.jobs.store import make_engine
+from server.ops.settings import Settings
 
 torch.set_num_threads(1)
 REPO = Path(__file__).resolve().parents[1]
@@ -127,14 +129,25 @@ def make_settings(tiny_dir: Path, data_dir: Path, **overrides: object) -> Settin
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """The PostgreSQL that scripts/test starts, with empty job tables."""
-    from server.jobs import make_engine, metadata
-
     url = os.environ.get("SDGATE_TEST_POSTGRES_URL")
     if not url:
         pytest.skip("SDGATE_TEST_POSTGRES_URL is not set (scripts/test starts PostgreSQL and sets it)")
-    metadata.drop_all(make_engine(url))
+    _drop_job_tables(url)
+    migrate.upgrade(make_engine(url))  # what an operator's `sdgate db upgrade` does before servers start
     yield url
-    metadata.drop_all(make_engine(url))
+    _drop_job_tables(url)
+
+
+def _drop_job_tables(url: str) -> None:
+    """Back to an empty database: the job tables and Alembic's version table, so the next store migrates."""
+    from sqlalchemy import text
+
+    from server.jobs.store import metadata
+
+    engine = make_engine(url)
+    metadata.drop_all(engine)
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
 
 
 @pytest.fixture(scope="session")
@@ -176,7 +189,7 @@ def ray_app_client(tiny_dir: Path, data_dir: Path, replicas: int = 1, **override
     """The app with SDGATE_BACKEND=ray in-process, its jobs run by `replicas` CPU replicas on the session's Ray."""
     from ray import serve
 
-    from server.ray_backend import gpu_deployment
+    from server.workers.ray_backend import gpu_deployment
 
     values: dict[str, object] = {"backend": "ray", "ray_num_gpus": 0, "ray_num_cpus": 0,
                                  "ray_min_replicas": replicas, "ray_max_replicas": replicas}

@@ -141,5 +141,5 @@ class SafetyFilter:
 
     def apply(self, images: list[Image.Image], mode: ReplaceMode) -> tuple[list[Image.Image], list[bool]]:
         flags = [score + self.shift > 0 for score in self.detector.scores(images)]
-        replaced = [REPLACEMENTS[mode](image) if flagged else image for image, flagged in zip(images, flags)]
+        replaced = [REPLACEMENTS[mode](image) if flagged else image for image, flagged in zip(images, flags, strict=True)]
         return replaced, flags

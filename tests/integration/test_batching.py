@@ -13,9 +13,9 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from pipelines.config import load_config
-from pipelines.generate import batch_key, run_img2img, run_img2img_batch
+from pipelines.generate import run, run_batch
 from pipelines.registry import ModelRegistry
-from pipelines.spec import GenerationSpec
+from pipelines.tasks.img2img import Img2ImgSpec
 from tests.conftest import b64_png
 from tests.integration.test_img2img_api import app_client
 
@@ -23,8 +23,8 @@ API = "/api/v6/images/img2img"
 TOLERANCE = 2  # pixel levels; batched kernels may round differently on GPUs (identical on this CPU)
 
 
-def spec(model_id: str, prompt: str, seed: int, samples: int, colour: tuple[int, int, int]) -> GenerationSpec:
-    return GenerationSpec(model_id, Image.new("RGB", (32, 32), colour), prompt, "blurry", 32, 32, steps=6,
+def spec(model_id: str, prompt: str, seed: int, samples: int, colour: tuple[int, int, int]) -> Img2ImgSpec:
+    return Img2ImgSpec(model_id, prompt, "blurry", 32, 32, init_image=Image.new("RGB", (32, 32), colour), steps=6,
                           samples=samples, seed=seed)
 
 
@@ -33,8 +33,8 @@ def test_batched_call_gives_each_job_its_own_images(tiny_dir: Path, tmp_path: Pa
     for model_id in ("tiny-sd15", "tiny-sdxl"):
         model = registry.get(model_id)
         jobs = [spec(model_id, "a cat", 5, 2, (200, 40, 40)), spec(model_id, "a dog", 9, 1, (40, 200, 90))]
-        alone = [run_img2img(model, job).images for job in jobs]
-        together = [result.images for result in run_img2img_batch(model, jobs)]
+        alone = [run(model, job).images for job in jobs]
+        together = [result.images for result in run_batch(model, jobs)]
         assert [len(images) for images in together] == [2, 1]
         for solo_images, batch_images in zip(alone, together):
             for a, b in zip(solo_images, batch_images):
@@ -43,11 +43,11 @@ def test_batched_call_gives_each_job_its_own_images(tiny_dir: Path, tmp_path: Pa
 
 def test_batch_keys_separate_incompatible_jobs() -> None:
     base = spec("tiny-sd15", "a", 1, 1, (0, 0, 0))
-    assert batch_key(base) == batch_key(spec("tiny-sd15", "other prompt", 7, 3, (9, 9, 9)))
+    assert base.batch_key() == spec("tiny-sd15", "other prompt", 7, 3, (9, 9, 9)).batch_key()
     from dataclasses import replace
 
     for change in ({"steps": 7}, {"strength": 0.5}, {"model_id": "tiny-sdxl"}, {"width": 40}, {"scheduler": "DDIMScheduler"}):
-        assert batch_key(replace(base, **change)) != batch_key(base), change
+        assert replace(base, **change).batch_key() != base.batch_key(), change
 
 
 def _post_all(app: TestClient, bodies: list[dict]) -> list[dict]:

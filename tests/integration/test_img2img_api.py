@@ -17,7 +17,7 @@ from diffusers import AutoencoderKL
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from server.main import create_app
+from server.http.app import create_app
 from tests.conftest import ImageServer, WebhookReceiver, b64_png, make_settings
 
 API = "/api/v6/images/img2img"
@@ -186,7 +186,7 @@ def test_invalid_json_and_unknown_route(client: TestClient) -> None:
     for payload in (b"{not json", b"[1, 2]", b'"text"'):
         answer = client.post(API, content=payload, headers={"content-type": "application/json"}).json()
         assert is_error(answer, "Invalid JSON body"), payload
-    missing = client.post("/api/v6/images/text2img", json={})
+    missing = client.post("/api/v6/image_editing/outpaint", json={})
     assert missing.status_code == 404 and is_error(missing.json(), "Not found")
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import delete
 
-from server.jobs import JobStore, jobs, make_engine
+from server.jobs.store import JobStore, jobs, make_engine
 from tests.integration.test_img2img_api import app_client
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 from sqlalchemy import delete
 
-from server.jobs import JobStore, jobs, make_engine
+from server.jobs.store import JobStore, jobs, make_engine
 from tests.conftest import OpenApp, WebhookReceiver
 
 API = "/api/v6/images/img2img"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from server.dispatch import server_id
+from server.workers.dispatch import server_id
 from tests.conftest import OpenApp, b64_png
 
 API = "/api/v6/images/img2img"

@@ -10,11 +10,11 @@ import torch
 from diffusers import StableDiffusionImg2ImgPipeline
 from PIL import Image
 
+from pipelines import generate
 from pipelines.config import load_config
 from pipelines.fast_path import FastPathOptions
-from pipelines.generate import run_img2img
 from pipelines.registry import ModelRegistry
-from pipelines.spec import GenerationSpec
+from pipelines.tasks.img2img import Img2ImgSpec
 
 INIT = Image.new("RGB", (32, 32), (150, 60, 30))
 
@@ -52,8 +52,8 @@ def test_pinned_models_stay(tiny_dir: Path, tmp_path: Path) -> None:
 
 
 def run(reg: ModelRegistry) -> np.ndarray:
-    spec = GenerationSpec("tiny-sd15", INIT, "a cat", "blurry", 32, 32, steps=4, seed=3)
-    return np.asarray(run_img2img(reg.get("tiny-sd15"), spec).images[0])
+    spec = Img2ImgSpec("tiny-sd15", "a cat", "blurry", 32, 32, init_image=INIT, steps=4, seed=3)
+    return np.asarray(generate.run(reg.get("tiny-sd15"), spec).images[0])
 
 
 def test_cpu_path_with_every_optimisation_off_is_plain_diffusers(tiny_dir: Path, tmp_path: Path) -> None:

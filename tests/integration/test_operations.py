@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from pipelines.pull import download_url
 from server.cli import main
-from server.logging_setup import configure_logging
+from server.ops.logging_setup import configure_logging
 from tests.integration.test_img2img_api import app_client
 
 
@@ -95,7 +95,7 @@ def test_sdgate_models_lists_local_and_missing(tiny_dir: Path, tmp_path: Path, c
 def test_json_logs(capsys: pytest.CaptureFixture[str]) -> None:
     configure_logging("json")
     try:
-        logging.getLogger("server.generation").info("job 3 success", extra={"job_id": 3, "timings": {"generate": 0.2}})
+        logging.getLogger("server.workers.runner").info("job 3 success", extra={"job_id": 3, "timings": {"generate": 0.2}})
         line = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
         assert line["job_id"] == 3 and line["timings"] == {"generate": 0.2} and line["levelname"] == "INFO"
     finally:

@@ -7,7 +7,7 @@ import re
 import yaml
 from ray._common.utils import import_attr
 
-from server.ray_backend import GPU_DEPLOYMENT, INGRESS_DEPLOYMENT
+from server.workers.ray_backend import GPU_DEPLOYMENT, INGRESS_DEPLOYMENT
 from tests.conftest import REPO
 
 

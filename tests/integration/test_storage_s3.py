@@ -13,7 +13,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from server.storage_s3 import S3OutputStore
+from server.io.storage_s3 import S3OutputStore
 from tests.integration.test_img2img_api import app_client
 
 API = "/api/v6/images/img2img"

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.config import ConfigError, load_config
-from server.schemas import IP_ADAPTER_IDS
+from server.api.fields import IP_ADAPTER_IDS
 
 
 def write(tmp_path: Path, text: str, name: str = "models.yaml") -> Path:

@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 from dockerfile_parse import DockerfileParser
 
-from server.settings import Settings
+from server.ops.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 

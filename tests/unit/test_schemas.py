@@ -3,8 +3,9 @@
 import pytest
 from pydantic import ValidationError
 
-from server.errors import describe_validation_error
-from server.schemas import FetchRequest, Img2ImgRequest
+from server.api.errors import describe_validation_error
+from server.api.fields import FetchRequest
+from server.api.img2img import Img2ImgRequest
 
 BASE = {"init_image": "https://example.com/a.png"}
 

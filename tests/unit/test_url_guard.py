@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from server.url_guard import UrlFetchFailed, UrlGuard, UrlRefused
+from server.io.url_guard import UrlFetchFailed, UrlGuard, UrlRefused
 
 PUBLIC = "93.184.215.14"
 

@@ -1,0 +1,87 @@
+"""The diffusion endpoints, one route per path of each endpoint row: validate -> job row -> queue -> answer."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import ValidationError
+
+from server.api.errors import ApiError, describe_validation_error
+from server.api.responses import processing_body, success_body
+from server.api.submission import JobContext, TaskRequest
+from server.http.deps import Authorized, FieldsDep, StateDep
+from server.http.endpoints import ENDPOINTS, Endpoint
+from server.http.response_models import JOB_RESPONSES
+from server.http.state import AppState
+from server.jobs.record import new_record
+from server.workers.queue import JobFailed, JobMoved, QueueFull, WorkItem
+
+router = APIRouter()
+
+
+def parse(model: type[TaskRequest], fields: dict[str, Any], state: AppState) -> TaskRequest:
+    try:
+        return model.model_validate_fields(fields, {"max_side": state.settings.max_side})
+    except ValidationError as exc:
+        raise ApiError(describe_validation_error(list(exc.errors()))) from None
+
+
+def job_context(state: AppState) -> JobContext:
+    return JobContext(state.settings, state.registry.config, state.url_guard, state.safety is not None)
+
+
+async def submit(body: TaskRequest, route: str, state: AppState) -> WorkItem:
+    # Marked as incoming while its images are fetched, so a batching worker knows a job is on its way.
+    with state.worker.incoming():
+        job = await body.to_job(job_context(state))
+        record, inputs = new_record(job.spec, job.output, route, job.meta)
+        try:
+            return await asyncio.to_thread(state.dispatcher.submit, job.spec, record, inputs, job.webhook,
+                                           job.track_id)
+        except QueueFull:
+            raise ApiError(f"Rate limit exceeded. Maximum {state.settings.max_queue} queued requests allowed.",
+                           http_status=429, retry_after=30) from None
+
+
+async def answer(item: WorkItem, state: AppState, wait: float) -> dict[str, Any]:
+    """success once the job is done within `wait` seconds; processing (fetch it later) otherwise."""
+    eta = state.worker.eta()
+    try:
+        if wait > 0:
+            await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(item.future)), wait)
+    except (TimeoutError, JobMoved):
+        pass  # still running (here or on the server that took it over): answer "processing"
+    except JobFailed as exc:
+        raise ApiError(str(exc), http_status=exc.http_status, id=item.job_id) from None
+    row = state.jobs.get(item.job_id)
+    assert row is not None
+    if row.status == "success":
+        return success_body(row, state.store, state.settings.inline_base64, state.jobs.webhook_status(item.job_id))
+    return processing_body(row, state.store, eta, state.settings.base_url())
+
+
+def _route(endpoint: Endpoint) -> Callable[..., Awaitable[dict[str, Any]]]:
+    async def generate(request: Request, fields: FieldsDep, state: StateDep, _: Authorized) -> dict[str, Any]:
+        body = parse(endpoint.request, fields, state)
+        item = await submit(body, request.url.path, state)
+        request.state.job_id = item.job_id
+        return await answer(item, state, 0 if body.instant_response else state.settings.sync_timeout)
+
+    generate.__doc__ = endpoint.description
+    return generate
+
+
+def _body_schema(model: type[TaskRequest]) -> dict[str, Any]:
+    schema = model.model_json_schema(by_alias=False, ref_template="#/components/schemas/{model}")
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+for _endpoint in ENDPOINTS:
+    _handler = _route(_endpoint)
+    for _index, _path in enumerate(_endpoint.paths):
+        router.add_api_route(_path, _handler, methods=["POST"], summary=_endpoint.summary, response_model=None,
+                             responses=JOB_RESPONSES, include_in_schema=_index == 0,
+                             openapi_extra=_body_schema(_endpoint.request), name=f"{_endpoint.request.__name__}:{_path}")
