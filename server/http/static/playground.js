@@ -1,4 +1,4 @@
-// The playground calls the same public API a client would: model_list, img2img, fetch.
+// The playground calls the same public API a client would: model_list, img2img or text2img, fetch.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -81,29 +81,65 @@ async function waitFor(answer) {
   return answer;
 }
 
+// Each mode names its endpoint, the fields only it sends, and a hint; everything else is shared.
+const MODES = {
+  img2img: {
+    endpoint: "/api/v6/images/img2img",
+    hint: "Pick a model and an init image.",
+    async fields() {
+      const fields = { strength: $("strength").value };
+      const file = $("file").files[0];
+      if (file) {
+        fields.init_image = await readFile(file);
+        fields.base64 = "yes";
+      } else {
+        fields.init_image = $("url").value;
+      }
+      return fields;
+    },
+  },
+  text2img: {
+    endpoint: "/api/v6/images/text2img",
+    hint: "Pick a model, a prompt and a size.",
+    async fields() {
+      return { width: $("width").value, height: $("height").value };
+    },
+  },
+};
+
+function currentMode() {
+  return document.querySelector("input[name=mode]:checked").value;
+}
+
+function applyMode() {
+  // Hide the other mode's inputs and disable them, so their constraints cannot block submitting.
+  const mode = currentMode();
+  for (const block of document.querySelectorAll("[data-mode]")) {
+    block.hidden = block.dataset.mode !== mode;
+    for (const input of block.querySelectorAll("input")) input.disabled = block.hidden;
+  }
+  // Swap the hint, but leave a job's status or an error in place.
+  const hints = Object.values(MODES).map((m) => m.hint);
+  if (hints.includes($("status").textContent)) setStatus(MODES[mode].hint);
+}
+
 async function generate(event) {
   event.preventDefault();
   localStorage.setItem("sdgate-key", keyInput.value);
+  const mode = MODES[currentMode()];
   const body = {
     model_id: $("model").value,
     prompt: $("prompt").value,
-    strength: $("strength").value,
     num_inference_steps: $("steps").value,
     samples: $("samples").value,
     scheduler: $("scheduler").value,
     seed: $("seed").value === "" ? null : $("seed").value,
+    ...(await mode.fields()),
   };
-  const file = $("file").files[0];
-  if (file) {
-    body.init_image = await readFile(file);
-    body.base64 = "yes";
-  } else {
-    body.init_image = $("url").value;
-  }
   $("submit").disabled = true;
   setStatus("Submitting…");
   try {
-    const answer = await waitFor(await post("/api/v6/images/img2img", body));
+    const answer = await waitFor(await post(mode.endpoint, body));
     if (answer.status === "success") await showResult(answer);
     else setStatus(`Error: ${answer.message || answer.messege}`);
   } catch (error) {
@@ -114,6 +150,8 @@ async function generate(event) {
 }
 
 fillSchedulers();
+applyMode();
+for (const radio of document.querySelectorAll("input[name=mode]")) radio.addEventListener("change", applyMode);
 keyInput.addEventListener("change", loadModels);
 $("form").addEventListener("submit", generate);
 loadModels();
