@@ -86,7 +86,7 @@ class AdapterStore:
                 self._vaes.popitem(last=False)
         self._vaes.move_to_end(vae_id)
         vae = self._vaes[vae_id]
-        # A mismatched VAE is accepted by diffusers and only fails mid-run (FACTS.md §7): check up front.
+        # A mismatched VAE is accepted by diffusers and only fails mid-run: check up front.
         if vae.config.latent_channels != model.pipe.unet.config.in_channels:
             raise AdapterError(
                 f"vae {vae_id} has {vae.config.latent_channels} latent channels; "
@@ -206,7 +206,7 @@ def attached(pipe: Any, model: LoadedModel, store: AdapterStore, spec: AdapterSp
         if spec.ip_adapter is not None and getattr(pipe.unet, "encoder_hid_proj", None) is not None:
             pipe.unload_ip_adapter()
         if spec.embeddings:
-            # Restores tokenizer length and embedding rows exactly (FACTS.md §6).
+            # Restores tokenizer length and embedding rows exactly.
             pipe.unload_textual_inversion()
             if is_sdxl:
                 pipe.unload_textual_inversion(tokenizer=pipe.tokenizer_2, text_encoder=pipe.text_encoder_2)

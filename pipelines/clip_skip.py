@@ -1,7 +1,7 @@
 """clip_skip for SD1.5, computed outside the pipeline.
 
 diffusers 0.42.1's SD1.5 img2img path reads `text_encoder.text_model`, which transformers >= 5.6 removed
-(huggingface/diffusers#14124, FACTS.md §8), so any clip_skip crashes there. We compute the embeddings
+(huggingface/diffusers#14124), so any clip_skip crashes there. We compute the embeddings
 the way the pipeline would and pass them in as prompt_embeds. SDXL's own path works and is used as is.
 """
 

@@ -57,7 +57,7 @@ class ModelEntry(SourceEntry):
     def check_single_file_has_config(self) -> ModelEntry:
         single = self.file is not None or self.url is not None or self.filename is not None
         if single and self.config is None:
-            # Without a local config diffusers goes to the network even with local_files_only (FACTS.md §10).
+            # Without a local config diffusers goes to the network even with local_files_only.
             raise ValueError("a single-file checkpoint needs `config:` (a local diffusers config folder)")
         return self
 

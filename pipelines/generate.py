@@ -42,7 +42,7 @@ def token_merging(pipe: Any, enabled: bool, ratio: float) -> Iterator[None]:
     if not enabled:
         yield
         return
-    # use_rand=False: the random variant forks the global torch RNG and breaks seed reproducibility (FACTS.md §4).
+    # use_rand=False: the random variant forks the global torch RNG and breaks seed reproducibility.
     tomesd.apply_patch(pipe, ratio=ratio, use_rand=False)
     try:
         yield

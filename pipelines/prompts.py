@@ -1,4 +1,4 @@
-"""Prompt enhancement and style presets as the hosted API does them (API.md §7).
+"""Prompt enhancement and style presets as the hosted API does them (docs/API.md).
 
 The quality suffix and default negative are the hosted example's texts; the style presets are data in
 pipelines/data/styles.yaml, one per hosted style name, with texts written for sdgate.

@@ -32,7 +32,7 @@ SCHEDULER_NAMES = (
 DEFAULT_SCHEDULER = "UniPCMultistepScheduler"
 
 # diffusers cannot run latent img2img with these four (no add_noise, or not a UNet2DCondition sampler;
-# FACTS.md §3), so each runs the closest sampler that can. README explains each choice.
+# no diffusers equivalent), so each runs the closest sampler that can. README explains each choice.
 SUBSTITUTES = {
     "DDIMInverseScheduler": "DDIMScheduler",  # the inverse of DDIM; forward DDIM is its denoising twin
     "IPNDMScheduler": "PNDMScheduler",  # improved PNDM -> the pseudo-numerical (PLMS) sampler it refines
@@ -41,7 +41,7 @@ SUBSTITUTES = {
 }
 
 
-# The hosted docs write "dpmsolver+++"; diffusers has no such value (FACTS.md §3): it means the SDE variant.
+# The hosted docs write "dpmsolver+++"; diffusers has no such value: it means the SDE variant.
 ALGORITHM_TYPES = {"dpmsolver+++": "sde-dpmsolver++", "dpmsolver++": "dpmsolver++", "sde-dpmsolver++": "sde-dpmsolver++"}
 
 

@@ -28,7 +28,7 @@ POLICIES = ("random", "least-loaded", "affinity")
 
 @dataclass
 class Fleet:
-    """Defaults are GPU-realistic for SD1.5 512² on a datacentre card (FACTS.md §12, BENCHMARKS.md)."""
+    """Defaults are GPU-realistic for SD1.5 512² on a datacentre card (BENCHMARKS.md)."""
 
     gpus: int = 10
     models: int = 50

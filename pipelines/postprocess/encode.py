@@ -10,7 +10,7 @@ from PIL import Image
 
 def to_png(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
-    # compress_level 1: PNG size barely matters next to encode time, which can rival a GPU generation (FACTS.md §12).
+    # compress_level 1: PNG size barely matters next to encode time, which can rival a GPU generation.
     image.save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()
 

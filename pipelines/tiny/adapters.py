@@ -1,4 +1,4 @@
-"""Tiny LoRA, textual-inversion and IP-Adapter files for the tiny pipelines (FACTS.md §5, §6, §9)."""
+"""Tiny LoRA, textual-inversion and IP-Adapter files for the tiny pipelines."""
 
 from __future__ import annotations
 
@@ -130,7 +130,7 @@ def save_ip_adapter(
 
 
 def save_safety_checker(folder: Path, seed: int) -> None:
-    """A tiny StableDiffusionSafetyChecker + its image processor (FACTS.md §11): plumbing, not real detection."""
+    """A tiny StableDiffusionSafetyChecker + its image processor: plumbing, not real detection."""
     from diffusers.pipelines.stable_diffusion.safety_checker import StableDiffusionSafetyChecker
 
     torch.manual_seed(seed)

@@ -1,6 +1,6 @@
 """Tiny random-weight SD1.5 / SDXL img2img pipelines, built offline with the real diffusers classes.
 
-Shapes follow FACTS.md §2: attention at full latent resolution (so tomesd has work to do) and
+Shapes: attention at full latent resolution (so tomesd has work to do) and
 `layers_per_block=2` (so the LDM key numbering used by single-file checkpoints stays valid).
 """
 

@@ -1,4 +1,4 @@
-"""Lenient parsing of the value forms real ModelsLab clients send (API.md §1): "31" and 31, "yes" and true.
+"""Lenient parsing of the value forms real ModelsLab clients send (docs/API.md): "31" and 31, "yes" and true.
 
 Hand-written because pydantic's lax mode rejects "yes"/"no" and accepts things the hosted API does not
 (e.g. "1e3" for an integer); every error here is worded the way the hosted API words it.

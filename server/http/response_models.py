@@ -1,4 +1,4 @@
-"""The three hosted response shapes, for the OpenAPI document (API.md §3). Routes build plain dicts;
+"""The three hosted response shapes, for the OpenAPI document (docs/API.md). Routes build plain dicts;
 these models describe them, and the fuzz test checks every answer against them.
 """
 

@@ -3,7 +3,7 @@
 `OutputStore` is the interface; `LocalOutputStore` keeps files under <data>/generations and <data>/temp
 and the server serves them; `S3OutputStore` (server/storage_s3.py) puts them in S3-compatible storage.
 
-Names follow the hosted API: images `<index>-<uuid>.png`, base64 text `<uuid>-<index>.base64` (API.md §6).
+Names follow the hosted API: images `<index>-<uuid>.png`, base64 text `<uuid>-<index>.base64` (docs/API.md).
 Only names matching those patterns are ever served, so no request can reach any other file.
 """
 

@@ -43,7 +43,7 @@ CLIP_L = dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num
               hidden_act="quick_gelu", vocab_size=49408, max_position_embeddings=77)
 CLIP_G = dict(hidden_size=1280, intermediate_size=5120, num_hidden_layers=32, num_attention_heads=20,
               projection_dim=1280, hidden_act="gelu", vocab_size=49408, max_position_embeddings=77)
-# Dense fp16 FLOPs per request, 31 steps at strength 0.7, CFG, one sample (FACTS.md §12, counted on the meta device).
+# Dense fp16 FLOPs per request, 31 steps at strength 0.7, CFG, one sample (counted on the meta device).
 FLOPS_PER_REQUEST = {("sd15", 512): 37e12, ("sdxl", 1024): 299e12}
 STEPS, STRENGTH = 31, 0.7
 

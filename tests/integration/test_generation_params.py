@@ -63,7 +63,7 @@ def test_dpmsolver_plus_plus_plus_runs_and_is_seed_deterministic(client: TestCli
 
 
 def reference_clip_skip(pipe: StableDiffusionImg2ImgPipeline, prompt: str, skip: int) -> torch.Tensor:
-    """Written independently of pipelines/clip_skip.py: the penultimate-style CLIP output FACTS.md §8 describes."""
+    """Written independently of pipelines/clip_skip.py: the penultimate-style CLIP output."""
     ids = pipe.tokenizer(prompt, padding="max_length", max_length=77, truncation=True, return_tensors="pt").input_ids
     out = pipe.text_encoder(ids, output_hidden_states=True)
     return pipe.text_encoder.final_layer_norm(out.hidden_states[-(skip + 1)])

@@ -1,4 +1,4 @@
-"""`sdgate make-tiny` registers every id of API.md §12, and its single-file checkpoint is the same model."""
+"""`sdgate make-tiny` registers every documented tiny id, and its single-file checkpoint is the same model."""
 
 from pathlib import Path
 

@@ -1,4 +1,4 @@
-"""Init-image decoding and output sizing (API.md §8)."""
+"""Init-image decoding and output sizing (docs/API.md)."""
 
 import io
 import os
