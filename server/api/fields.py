@@ -6,12 +6,22 @@ Hosted field names live in `server/api/` only: each endpoint's request model sub
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from pipelines.schedulers import DEFAULT_SCHEDULER, SCHEDULER_NAMES, check_algorithm_type, scheduler_class_name
 from server.api.coerce import in_range, to_bool, to_int, to_number, to_optional_str
+from server.api.errors import ApiError, describe_validation_error
 
 IP_ADAPTER_IDS = (
     "ip-adapter_sdxl",
@@ -24,6 +34,7 @@ SAFETY_CHECKER_TYPES = ("blur", "sensitive_content_text", "pixelate", "black")
 # Hosted options sdgate accepts and does not implement; a truthy value is reported in meta.ignored.
 NO_EFFECT_FIELDS = ("multi_lingual", "panorama", "self_attention", "highres_fix", "upscale", "watermark", "free_u")
 _OFF = {"", "no", "false", "0", "none", "null", "n", "off"}
+M = TypeVar("M", bound=BaseModel)
 
 
 def ranged(cls: type[BaseModel], ranges: dict[str, tuple[float, float]], value: Any, info: ValidationInfo,
@@ -216,6 +227,22 @@ class GenerationRequest(BaseModel):
         raise ValueError("track_id must be a string or a number")
 
 
+def parse_fields(model: type[M], fields: dict[str, Any], context: dict[str, Any] | None = None) -> M:
+    """A request model from a body's fields; the first problem becomes the client's error message."""
+    try:
+        if issubclass(model, GenerationRequest):
+            return model.model_validate_fields(fields, context or {})  # type: ignore[return-value]
+        return model.model_validate(fields, context=context)
+    except ValidationError as exc:
+        raise ApiError(describe_validation_error(list(exc.errors()))) from None
+
+
+def presented_key(fields: dict[str, Any]) -> str | None:
+    """The key as the body (or query string) carries it; other places are the HTTP layer's to look at."""
+    key = fields.get("key")
+    return key if isinstance(key, str) and key else None
+
+
 class KeyOnlyRequest(BaseModel):
     """Body of the routes that take nothing but the key (system_load, model_list)."""
 
@@ -242,3 +269,14 @@ class FetchRequest(KeyOnlyRequest):
         if value is None or value == "":
             return None
         return to_int("request_id", value)
+
+
+class ReloadRequest(KeyOnlyRequest):
+    """Body of model_reload: the model to load or read again."""
+
+    model_id: str = Field(default="", description="Model id from models.yaml.")
+
+    @field_validator("model_id", mode="before")
+    @classmethod
+    def check_model_id(cls, value: Any) -> str:
+        return to_optional_str("model_id", value) or ""

@@ -9,9 +9,11 @@ import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
+from pydantic import BaseModel
 
 from pipelines.config import ConfigError, RegistryConfig, load_config
 from pipelines.registry import ModelRegistry
+from server.api.fields import FetchRequest, KeyOnlyRequest
 from server.api.responses import webhook_body
 from server.http.absolute_paths import AbsoluteFormPaths
 from server.http.errors import register_error_handlers
@@ -153,4 +155,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(AbsoluteFormPaths)
     for module in (generate, fetch, models, files, ops, playground):
         app.include_router(module.router)
+    _document_request_models(app, (*generate.REQUEST_MODELS, FetchRequest, KeyOnlyRequest))
     return app
+
+
+def _document_request_models(app: FastAPI, request_models: tuple[type[BaseModel], ...]) -> None:
+    """Adds the request models that routes validate themselves to the OpenAPI document's components."""
+    build = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = build()
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            for model in request_models:
+                components[model.__name__] = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

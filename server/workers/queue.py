@@ -92,7 +92,6 @@ class Throughput:
         ahead = self.depth() if ahead is None else ahead
         return round(self.average_seconds() * (ahead + 1), 2)
 
-
 class GpuWorker(Throughput):
     """Runs `execute(items)` on a dedicated thread; `execute` returns one result or exception per item."""
 

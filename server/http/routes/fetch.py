@@ -8,12 +8,11 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import ValidationError
 
-from server.api.errors import ApiError, describe_validation_error
-from server.api.fields import FetchRequest
+from server.api.errors import ApiError
+from server.api.fields import FetchRequest, parse_fields
 from server.api.responses import processing_body, success_body
-from server.http.deps import Authorized, FieldsDep, StateDep, authorized_without_body
+from server.http.deps import Authorized, AuthorizedMaybeEmpty, FieldsDep, StateDep, authorized_without_body
 from server.http.response_models import JOB_RESPONSES
 from server.http.state import AppState
 
@@ -42,8 +41,9 @@ def job_answer(job_id: int | str | None, state: AppState) -> dict[str, Any]:
     return body
 
 
-async def fetch_by_path(job_id: str, request: Request, state: StateDep, _: Authorized) -> dict[str, Any]:
-    """The job's success object once done; processing while queued or running."""
+async def fetch_by_path(job_id: str, request: Request, state: StateDep, _: AuthorizedMaybeEmpty) -> dict[str, Any]:
+    """The job's success object once done; processing while queued or running. The body may be empty
+    (the key then comes from a header or the query string)."""
     request.state.job_id = job_id
     return job_answer(job_id, state)
 
@@ -57,10 +57,7 @@ async def fetch_by_path_get(job_id: str, request: Request, state: StateDep,
 
 async def fetch_by_body(fields: FieldsDep, state: StateDep, _: Authorized) -> dict[str, Any]:
     """Same as fetch/{id}, with the id in the body as request_id."""
-    try:
-        body = FetchRequest.model_validate(fields)
-    except ValidationError as exc:
-        raise ApiError(describe_validation_error(list(exc.errors()))) from None
+    body = parse_fields(FetchRequest, fields)
     if body.request_id is None:
         raise ApiError("request_id is required")
     return job_answer(body.request_id, state)
@@ -75,4 +72,4 @@ for _index, _path in enumerate(BY_BODY):
     router.add_api_route(_path, fetch_by_body, methods=["POST"], summary="Fetch a job by request_id",
                          response_model=None, responses=JOB_RESPONSES, include_in_schema=_index == 0,
                          openapi_extra={"requestBody": {"content": {"application/json": {
-                             "schema": FetchRequest.model_json_schema()}}}})
+                             "schema": {"$ref": "#/components/schemas/FetchRequest"}}}}})

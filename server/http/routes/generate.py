@@ -7,9 +7,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
-from pydantic import ValidationError
 
-from server.api.errors import ApiError, describe_validation_error
+from server.api.errors import ApiError
+from server.api.fields import parse_fields
 from server.api.responses import processing_body, success_body
 from server.api.submission import JobContext, TaskRequest
 from server.http.deps import Authorized, FieldsDep, StateDep
@@ -20,13 +20,6 @@ from server.jobs.record import new_record
 from server.workers.queue import JobFailed, JobMoved, QueueFull, WorkItem
 
 router = APIRouter()
-
-
-def parse(model: type[TaskRequest], fields: dict[str, Any], state: AppState) -> TaskRequest:
-    try:
-        return model.model_validate_fields(fields, {"max_side": state.settings.max_side})
-    except ValidationError as exc:
-        raise ApiError(describe_validation_error(list(exc.errors()))) from None
 
 
 def job_context(state: AppState) -> JobContext:
@@ -65,7 +58,7 @@ async def answer(item: WorkItem, state: AppState, wait: float) -> dict[str, Any]
 
 def _route(endpoint: Endpoint) -> Callable[..., Awaitable[dict[str, Any]]]:
     async def generate(request: Request, fields: FieldsDep, state: StateDep, _: Authorized) -> dict[str, Any]:
-        body = parse(endpoint.request, fields, state)
+        body = parse_fields(endpoint.request, fields, {"max_side": state.settings.max_side})
         item = await submit(body, request.url.path, state)
         request.state.job_id = item.job_id
         return await answer(item, state, 0 if body.instant_response else state.settings.sync_timeout)
@@ -75,8 +68,13 @@ def _route(endpoint: Endpoint) -> Callable[..., Awaitable[dict[str, Any]]]:
 
 
 def _body_schema(model: type[TaskRequest]) -> dict[str, Any]:
-    schema = model.model_json_schema(by_alias=False, ref_template="#/components/schemas/{model}")
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+    # Routes read their fields themselves (body or query string), so FastAPI does not see the model:
+    # the operation points at it and the app adds it to the document's components (REQUEST_MODELS).
+    ref = {"$ref": f"#/components/schemas/{model.__name__}"}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": ref}}}}
+
+
+REQUEST_MODELS = tuple(endpoint.request for endpoint in ENDPOINTS)
 
 
 for _endpoint in ENDPOINTS:

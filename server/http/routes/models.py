@@ -11,7 +11,7 @@ from fastapi import APIRouter
 from pipelines.pull import local_status
 from pipelines.registry import ModelNotAvailable, ModelNotFound
 from server.api.errors import ApiError
-from server.api.fields import KeyOnlyRequest
+from server.api.fields import ReloadRequest, parse_fields
 from server.http.deps import Authorized, FieldsDep, StateDep
 from server.http.state import AppState
 
@@ -42,7 +42,7 @@ def _model_rows(state: AppState) -> list[dict[str, Any]]:
 
 @router.post("/api/v4/dreambooth/model_list", summary="Registered models (hosted bare-array shape)",
              openapi_extra={"requestBody": {"content": {"application/json": {
-                 "schema": KeyOnlyRequest.model_json_schema()}}}})
+                 "schema": {"$ref": "#/components/schemas/KeyOnlyRequest"}}}}})
 async def model_list(state: StateDep, _: Authorized) -> list[dict[str, Any]]:
     """Every model in models.yaml; status model_ready when its files are on this machine."""
     return await asyncio.to_thread(_model_rows, state)
@@ -51,7 +51,7 @@ async def model_list(state: StateDep, _: Authorized) -> list[dict[str, Any]]:
 @router.post("/api/v6/images/model_reload", summary="Load or re-load a model")
 async def model_reload(fields: FieldsDep, state: StateDep, _: Authorized) -> dict[str, Any]:
     """Starts a (re)load on the GPU thread; success when done in time, processing while it runs."""
-    model_id = fields.get("model_id") if isinstance(fields.get("model_id"), str) else ""
+    model_id = parse_fields(ReloadRequest, fields).model_id
     try:
         state.registry.entry(model_id)
     except ModelNotFound as exc:
