@@ -1,6 +1,9 @@
-"""The diffusion endpoints, one route per path of each endpoint row: validate -> job row -> queue -> answer."""
+"""The diffusion endpoints, one route per path of each endpoint row: validate -> job row -> queue -> answer.
 
-from __future__ import annotations
+No `from __future__ import annotations` here: the route handlers are closures, and Ray Serve ships the app
+to its replicas with cloudpickle, which copies a closure's globals only as far as its code uses them.
+String annotations would then name types the replica cannot resolve; real objects travel with the function.
+"""
 
 import asyncio
 from collections.abc import Awaitable, Callable
