@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from pipelines.schedulers import scheduler_class_name
 
 Family = Literal["sd15", "sdxl"]
 
@@ -45,9 +47,31 @@ class SourceEntry(BaseModel):
                 setattr(self, attr, base / value)
 
 
+class RealtimeDefaults(BaseModel):
+    """What the realtime endpoints use when a request does not say: a distilled model wants few steps."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    steps: int = Field(default=4, ge=1, le=50)
+    guidance_scale: float = Field(default=1.0, ge=0, le=20)
+    scheduler: str | None = Field(default=None, description="A hosted scheduler name; none = the model's own.")
+
+    @field_validator("scheduler")
+    @classmethod
+    def check_scheduler(cls, value: str | None) -> str | None:
+        if value is not None:
+            scheduler_class_name(value)  # raises with the list of valid names
+        return value
+
+
 class ModelEntry(SourceEntry):
     config: Path | None = Field(default=None, description="Local diffusers config folder for single-file checkpoints.")
     default: bool = Field(default=False, description="Model used when a request names no model_id (v3 API).")
+    realtime: bool = Field(default=False, description="The model the realtime endpoints run (at most one).")
+    realtime_defaults: RealtimeDefaults = Field(default_factory=RealtimeDefaults)
+    inpainting: bool = Field(
+        default=False, description="An inpainting checkpoint (9-channel UNet): it serves inpaint requests only."
+    )
     instance_prompt: str | None = Field(default=None, description="Trigger words prepended to every prompt.")
     vae: str | None = Field(default=None, description="Id of a `vaes` entry used when a request names none.")
     name: str | None = None
@@ -104,13 +128,18 @@ class RegistryConfig(BaseModel):
 
     @model_validator(mode="after")
     def check_one_default(self) -> RegistryConfig:
-        defaults = [k for k, m in self.models.items() if m.default]
-        if len(defaults) > 1:
-            raise ValueError(f"only one model may be `default: true` (got {defaults})")
+        for flag in ("default", "realtime"):
+            marked = [k for k, m in self.models.items() if getattr(m, flag)]
+            if len(marked) > 1:
+                raise ValueError(f"only one model may be `{flag}: true` (got {marked})")
         return self
 
     def default_model_id(self) -> str | None:
         return next((k for k, m in self.models.items() if m.default), None)
+
+    def realtime_model_id(self) -> str | None:
+        """The realtime model: the one flagged `realtime: true`, else the default model."""
+        return next((k for k, m in self.models.items() if m.realtime), None) or self.default_model_id()
 
 
 def _describe(error: ValidationError) -> str:
@@ -157,8 +186,9 @@ def load_config(path: Path, _seen: frozenset[Path] = frozenset()) -> RegistryCon
 
 
 def _merge(into: RegistryConfig, other: RegistryConfig, path: Path) -> None:
-    if into.default_model_id() and other.default_model_id():
-        raise ConfigError(f"{path}: only one model may be `default: true` across includes")
+    for flag in ("default", "realtime"):
+        if any(getattr(m, flag) for m in into.models.values()) and any(getattr(m, flag) for m in other.models.values()):
+            raise ConfigError(f"{path}: only one model may be `{flag}: true` across includes")
     for name in SECTIONS:
         mine, theirs = getattr(into, name), getattr(other, name)
         # The including file wins: it can point a hosted id (e.g. ip-adapter_sd15) at real weights.

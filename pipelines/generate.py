@@ -93,7 +93,7 @@ def run_batch(
     if adapters is not None:
         activate_loras(model, adapters, wanted.loras, keep=max_loras)
     try:
-        images = _call(model, specs, adapters, choice.scheduler, is_sdxl)
+        pipe, images = _call(model, specs, adapters, choice.scheduler, is_sdxl)
     finally:
         if wanted.loras:
             # The job's LoRA set ends with the job, whatever the next caller does.
@@ -102,7 +102,7 @@ def run_batch(
     results, offset = [], 0
     for spec in specs:
         results.append(GenerationResult(
-            images=images[offset : offset + spec.samples],
+            images=spec.finish(pipe, images[offset : offset + spec.samples]),
             seeds=sample_seeds(spec.seed, spec.samples),
             scheduler_used=type(choice.scheduler).__name__,
             is_sdxl=is_sdxl,
@@ -110,13 +110,14 @@ def run_batch(
             algorithm_type_applied=choice.algorithm_type_applied,
             ignored=choice.ignored,
             timings={"generate": seconds, "batch_jobs": float(len(specs))},
+            meta=spec.result_meta(pipe),
         ))
         offset += spec.samples
     return results
 
 
 def _call(model: LoadedModel, specs: list[TaskSpec], adapters: AdapterStore | None, scheduler: Any,
-          is_sdxl: bool) -> list[Image.Image]:
+          is_sdxl: bool) -> tuple[Any, list[Image.Image]]:
     first = specs[0]
     wanted = first.adapters
     # The task's view of the loaded model, sharing its weights; a VAE override lives in the view only.
@@ -153,4 +154,4 @@ def _call(model: LoadedModel, specs: list[TaskSpec], adapters: AdapterStore | No
             generator=generators,
             output_type="pil",
         )
-    return list(output.images)
+    return pipe, list(output.images)

@@ -45,3 +45,14 @@ def fit_to_output(image: Image.Image, max_side: int) -> Image.Image:
     if size == image.size:
         return image
     return image.resize(size, Image.Resampling.LANCZOS)
+
+
+def prepare_mask(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """Any mask -> one channel at the output size, binarised at 50 %: white (>= 128) repaints, black keeps.
+
+    Binarising here, not only inside the pipeline, makes the kept area exact when the input is pasted back.
+    """
+    grey = image.convert("L")
+    if grey.size != size:
+        grey = grey.resize(size, Image.Resampling.BILINEAR)
+    return grey.point(lambda value: 255 if value >= 128 else 0)

@@ -65,9 +65,10 @@ def build_prompt(prompt: str, *, enhance: bool, style: Style | None = None, inst
     return prompt
 
 
-def build_negative_prompt(negative: str | None, style: Style | None = None) -> str:
-    # The default negative is always appended, with the hosted API's leading space when the user sent none.
-    text = f"{negative or ''} {DEFAULT_NEGATIVE}"
+def build_negative_prompt(negative: str | None, style: Style | None = None, *, default: bool = True) -> str:
+    # The default negative is appended (with the hosted API's leading space when the user sent none), except
+    # on the realtime endpoints, whose hosted meta echoes the user's negative prompt unchanged.
+    text = f"{negative or ''} {DEFAULT_NEGATIVE}" if default else negative or ""
     if style is not None and style.negative:
-        text = f"{text}, {style.negative}"
+        text = f"{text}, {style.negative}" if text else style.negative
     return text

@@ -26,6 +26,8 @@ class TaskSpec:
     task: ClassVar[str]
     # family -> the diffusers pipeline class whose view (from_pipe on the loaded model) runs this task
     pipelines: ClassVar[dict[str, type]]
+    # Inpainting checkpoints (9-channel UNets) run only the tasks that set this.
+    runs_inpainting_models: ClassVar[bool] = False
 
     model_id: str
     prompt: str
@@ -52,6 +54,14 @@ class TaskSpec:
         """Per-job image arguments; a batched call gets one list entry per generated image."""
         return {}
 
+    def finish(self, pipe: Any, images: list[Image.Image]) -> list[Image.Image]:
+        """The task's last step on this job's images, with the pipeline view that made them."""
+        return images
+
+    def result_meta(self, pipe: Any) -> dict[str, Any]:
+        """What the task reports about how it ran (added to the answer's meta)."""
+        return {}
+
     def task_batch_key(self) -> tuple[Hashable, ...]:
         """What else, beyond the shared settings, jobs of this task must agree on to share one call."""
         return ()
@@ -75,3 +85,4 @@ class GenerationResult:
     algorithm_type_applied: str | None = None
     ignored: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)

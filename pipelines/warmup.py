@@ -6,7 +6,9 @@ from PIL import Image
 
 from pipelines.generate import run
 from pipelines.registry import ModelRegistry
+from pipelines.spec import TaskSpec
 from pipelines.tasks.img2img import Img2ImgSpec
+from pipelines.tasks.inpaint import InpaintSpec
 
 
 def warm_up(registry: ModelRegistry, model_id: str) -> float:
@@ -14,5 +16,12 @@ def warm_up(registry: ModelRegistry, model_id: str) -> float:
     model = registry.get(model_id)
     side = 64
     image = Image.new("RGB", (side, side), (127, 127, 127))
-    run(model, Img2ImgSpec(model_id, "warm-up", "", side, side, init_image=image, strength=1.0, steps=1, samples=1))
+    spec: TaskSpec
+    if model.entry.inpainting:  # its 9-channel UNet runs inpaint only
+        mask = Image.new("L", (side, side), 255)
+        spec = InpaintSpec(model_id, "warm-up", "", side, side, init_image=image, mask_image=mask, strength=1.0,
+                           steps=1)
+    else:
+        spec = Img2ImgSpec(model_id, "warm-up", "", side, side, init_image=image, strength=1.0, steps=1)
+    run(model, spec)
     return model.load_seconds

@@ -21,7 +21,14 @@ from pipelines.tiny.adapters import (
     save_lora_kohya,
     save_safety_checker,
 )
-from pipelines.tiny.components import make_sd15, make_sdxl, make_vae, write_tokenizer
+from pipelines.tiny.components import (
+    make_sd15,
+    make_sd15_inpaint,
+    make_sdxl,
+    make_sdxl_inpaint,
+    make_vae,
+    write_tokenizer,
+)
 from pipelines.tiny.ldm import to_ldm_state_dict
 
 EMBEDDING_TOKEN = "<tiny-embedding>"
@@ -44,6 +51,25 @@ def _models_yaml() -> dict:
                 "file": "tiny-sd15-single.safetensors",
                 "config": "tiny-sd15-single-config",
                 "name": "Tiny SD1.5, single-file checkpoint",
+            },
+            "tiny-sd15-inpaint": {
+                "family": "sd15",
+                "path": "tiny-sd15-inpaint",
+                "inpainting": True,
+                "name": "Tiny SD1.5 inpainting (random weights, 9-channel UNet)",
+            },
+            "tiny-sdxl-inpaint": {
+                "family": "sdxl",
+                "path": "tiny-sdxl-inpaint",
+                "inpainting": True,
+                "name": "Tiny SDXL inpainting (random weights, 9-channel UNet)",
+            },
+            "tiny-realtime": {
+                "family": "sd15",
+                "path": "tiny-sd15",
+                "realtime": True,
+                "realtime_defaults": {"steps": 2, "guidance_scale": 1.0, "scheduler": "EulerAncestralDiscreteScheduler"},
+                "name": "Tiny realtime (random weights)",
             },
         },
         "loras": {
@@ -84,6 +110,8 @@ def make_tiny(out: Path) -> Path:
     sd15.save_pretrained(str(out / "tiny-sd15"), safe_serialization=True)
     sdxl = make_sdxl(tokenizer_dir)
     sdxl.save_pretrained(str(out / "tiny-sdxl"), safe_serialization=True)
+    make_sd15_inpaint(sd15).save_pretrained(str(out / "tiny-sd15-inpaint"), safe_serialization=True)
+    make_sdxl_inpaint(sdxl).save_pretrained(str(out / "tiny-sdxl-inpaint"), safe_serialization=True)
 
     save_file(to_ldm_state_dict(sd15), str(out / "tiny-sd15-single.safetensors"))
     _write_config_only(sd15, out / "tiny-sd15-single-config")

@@ -15,7 +15,9 @@ from diffusers import (
     EulerDiscreteScheduler,
     PNDMScheduler,
     StableDiffusionImg2ImgPipeline,
+    StableDiffusionInpaintPipeline,
     StableDiffusionXLImg2ImgPipeline,
+    StableDiffusionXLInpaintPipeline,
     UNet2DConditionModel,
 )
 from transformers import (
@@ -150,3 +152,29 @@ def make_sdxl(tokenizer_dir: Path, seed: int = 10) -> StableDiffusionXLImg2ImgPi
         requires_aesthetics_score=False,
         force_zeros_for_empty_prompt=True,
     )
+
+
+def make_inpaint_unet(unet: UNet2DConditionModel, seed: int) -> UNet2DConditionModel:
+    """A 9-channel inpainting UNet (4 latent + 1 mask + 4 masked-image latents) grown from a 4-channel one.
+
+    The base weights are copied; `conv_in` gets 5 new input channels filled with seeded random values
+    of the base kernel's scale, so the mask and the masked image actually change the output.
+    """
+    inpaint = UNet2DConditionModel.from_config({**unet.config, "in_channels": 9})
+    state = dict(unet.state_dict())
+    base = state["conv_in.weight"]
+    generator = torch.Generator().manual_seed(seed)
+    extra = torch.randn((base.shape[0], 5, *base.shape[2:]), generator=generator, dtype=base.dtype) * base.std()
+    state["conv_in.weight"] = torch.cat([base, extra], dim=1)
+    inpaint.load_state_dict(state)
+    return inpaint
+
+
+def make_sd15_inpaint(base: StableDiffusionImg2ImgPipeline, seed: int = 20) -> StableDiffusionInpaintPipeline:
+    """The SD1.5 inpainting checkpoint: `base`'s components around a 9-channel UNet."""
+    return StableDiffusionInpaintPipeline.from_pipe(base, unet=make_inpaint_unet(base.unet, seed))
+
+
+def make_sdxl_inpaint(base: StableDiffusionXLImg2ImgPipeline, seed: int = 21) -> StableDiffusionXLInpaintPipeline:
+    """The SDXL inpainting checkpoint: `base`'s components around a 9-channel UNet."""
+    return StableDiffusionXLInpaintPipeline.from_pipe(base, unet=make_inpaint_unet(base.unet, seed))

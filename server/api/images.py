@@ -37,5 +37,5 @@ async def load_image_bytes(value: str, *, base64_mode: bool, guard: UrlGuard, fi
         except UrlFetchFailed:
             raise ApiError(FETCH_FAILED) from None
     if not base64_mode:
-        raise ApiError(BASE64_REFUSED)
+        raise ApiError(BASE64_REFUSED.replace("init image", field.replace("_", " ")))
     return decode_base64_image(value, guard.max_bytes, field)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, ClassVar
 
+from PIL import Image
 from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from pipelines.images import ImageError, decode_image, fit_to_output
@@ -14,6 +15,7 @@ from server.api.fields import GenerationRequest, ranged
 from server.api.images import load_image_bytes
 from server.api.submission import JobContext, TaskInputs, TaskRequest
 
+NO_DENOISING_STEP = "strength x num_inference_steps gives no denoising step; raise strength or num_inference_steps"
 # A 16x16 PNG, so the documented example runs as is against the tiny test model.
 EXAMPLE_INIT_IMAGE = (
     "iVBORw0KGgoAAAANSUhEUgAAABAAAAAQCAIAAACQkWg2AAAAHklEQVR42mNkYFggwMBAPGJhEGAgCYxqGNUwdDQAAH+qAr5/bZ3sAAAAAElFTkSuQmCC"
@@ -50,11 +52,9 @@ class Img2ImgRequest(TaskRequest):
 
     @model_validator(mode="after")
     def check_at_least_one_denoising_step(self) -> Img2ImgRequest:
-        # img2img runs int(steps * strength) steps; zero would crash inside diffusers.
-        if int(self.num_inference_steps * self.strength) < 1:
-            raise ValueError(
-                "strength x num_inference_steps gives no denoising step; raise strength or num_inference_steps"
-            )
+        # Steps not given yet (realtime: the model's default) are checked once known, in task_inputs.
+        if self.num_inference_steps is not None and int(self.num_inference_steps * self.strength) < 1:
+            raise ValueError(NO_DENOISING_STEP)
         return self
 
     @field_validator("strength", mode="before")
@@ -73,12 +73,28 @@ class Img2ImgRequest(TaskRequest):
 
     async def task_inputs(self, ctx: JobContext) -> TaskInputs:
         """The init image, fetched and decoded; it sets the output size (longest side capped, multiples of 8)."""
-        data = await load_image_bytes(self.init_image, base64_mode=self.base64, guard=ctx.url_guard)
-        try:
-            image = await asyncio.to_thread(decode_image, data, max_pixels=ctx.settings.max_image_pixels)
-            image = await asyncio.to_thread(fit_to_output, image, ctx.settings.max_side)
-        except ImageError as exc:
-            raise ApiError(str(exc)) from None
-        shown = self.init_image if self.init_image.startswith(("http://", "https://")) else "base64"
+        check_denoising_steps(self.num_inference_steps, self.strength)
+        image = await fetch_image(self.init_image, "init_image", self.base64, ctx)
+        image = await asyncio.to_thread(fit_to_output, image, ctx.settings.max_side)
         return TaskInputs(image.width, image.height, {"init_image": image, "strength": self.strength},
-                          {"init_image": shown, "strength": self.strength})
+                          {"init_image": shown_as(self.init_image), "strength": self.strength})
+
+
+def check_denoising_steps(steps: int, strength: float) -> None:
+    # Image-based tasks run int(steps * strength) steps; zero would crash inside diffusers.
+    if int(steps * strength) < 1:
+        raise ApiError(NO_DENOISING_STEP)
+
+
+async def fetch_image(value: str, field: str, base64_mode: bool, ctx: JobContext) -> Image.Image:
+    """An image field's URL or base64, fetched and decoded to RGB (errors name the field)."""
+    data = await load_image_bytes(value, base64_mode=base64_mode, guard=ctx.url_guard, field=field)
+    try:
+        return await asyncio.to_thread(decode_image, data, what=field, max_pixels=ctx.settings.max_image_pixels)
+    except ImageError as exc:
+        raise ApiError(str(exc)) from None
+
+
+def shown_as(value: str) -> str:
+    """How meta echoes an image field: the URL, or "base64" for inline data."""
+    return value if value.startswith(("http://", "https://")) else "base64"

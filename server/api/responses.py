@@ -32,6 +32,7 @@ def success_body(row: JobRow, store: OutputStore, inline_base64: bool, webhook_s
             output.append("data:image/png;base64," + store.read_text(item["area"], item["base64"]))
     meta = {
         **record.meta,
+        **row.result.get("meta", {}),
         "id": str(row.id),
         "scheduler_used": row.result["scheduler_used"],
         "karras_applied": row.result["karras_applied"],
@@ -53,10 +54,12 @@ def success_body(row: JobRow, store: OutputStore, inline_base64: bool, webhook_s
 def processing_body(row: JobRow, store: OutputStore, eta: float, base_url: str) -> dict[str, Any]:
     record = record_of(row)
     links = planned_links(record, store)
+    # The hosted realtime processing answer has no tip_1.
+    extra = {} if record.route.startswith(NO_TIP_1) else {"tip_1": TIP_PROCESSING}
     return {
         "status": "processing",
         "tip": TIP,
-        "tip_1": TIP_PROCESSING,
+        **extra,
         "eta": eta,
         "message": PROCESSING_MESSAGE,
         "messege": PROCESSING_MESSAGE,
@@ -85,8 +88,14 @@ def record_of(row: JobRow) -> JobRecord:
     return read_record(row.params, row.schema_version)
 
 
+FETCH_PATHS = (
+    ("/api/v7/", "/api/v7/images/fetch"),
+    ("/api/v6/realtime/", "/api/v6/realtime/fetch"),
+    ("/api/v6/image_editing/", "/api/v6/image_editing/fetch"),
+)
+NO_TIP_1 = ("/api/v6/realtime/",)
+
+
 def fetch_path(route: str) -> str:
-    """Where a job that came in by `route` is fetched: the fetch path of that route's API version."""
-    if route.startswith("/api/v7/"):
-        return "/api/v7/images/fetch"
-    return "/api/v6/images/fetch"
+    """Where a job that came in by `route` is fetched: its API family's fetch path (any fetch path works)."""
+    return next((path for prefix, path in FETCH_PATHS if route.startswith(prefix)), "/api/v6/images/fetch")

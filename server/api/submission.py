@@ -53,12 +53,17 @@ class NewJob:
     webhook: str | None
     track_id: str | None
     instant: bool
+    priority: int = 0
 
 
 class TaskRequest(GenerationRequest):
     """A diffusion endpoint's request: the shared fields plus its task's inputs."""
 
     spec_type: ClassVar[type[TaskSpec]]
+    # Jobs with a higher priority are run before queued jobs with a lower one (realtime endpoints).
+    PRIORITY: ClassVar[int] = 0
+    # The hosted default negative prompt is appended to the request's (not on the realtime endpoints).
+    DEFAULT_NEGATIVE: ClassVar[bool] = True
 
     async def task_inputs(self, ctx: JobContext) -> TaskInputs:
         raise NotImplementedError
@@ -66,7 +71,16 @@ class TaskRequest(GenerationRequest):
     async def to_job(self, ctx: JobContext) -> NewJob:
         """Checks, fetches and resolves everything the job needs; raises ApiError with the client's message."""
         _check_limits(self, ctx)
-        model_id, entry = _model(self, ctx.config)
+        model_id, entry = self.choose_model(ctx.config)
+        return await self.for_model(entry)._build_job(ctx, model_id, entry)
+
+    def for_model(self, entry: ModelEntry) -> TaskRequest:
+        """This request with the model's own defaults filled in (the realtime endpoints have some)."""
+        return self
+
+    async def _build_job(self, ctx: JobContext, model_id: str, entry: ModelEntry) -> NewJob:
+        if entry.inpainting and not self.spec_type.runs_inpainting_models:
+            raise ApiError(f"Model {model_id} is an inpainting model: send it to the inpaint endpoint")
         await _check_webhook(self.webhook, ctx.url_guard)
         adapters = await resolve_adapters(self, ctx.config, model_id, ctx.settings, ctx.url_guard)
         try:
@@ -81,12 +95,13 @@ class TaskRequest(GenerationRequest):
         seed = self.seed if self.seed is not None else secrets.randbelow(2**32)
         prompt = build_prompt(self.prompt, enhance=self.enhance_prompt, style=style,
                               instance_prompt=entry.instance_prompt)
-        negative = build_negative_prompt(self.negative_prompt, style)
+        negative = build_negative_prompt(self.negative_prompt, style, default=self.DEFAULT_NEGATIVE)
         stem = str(uuid.uuid4())
         meta = self._meta(model_id=model_id, prompt=prompt, negative_prompt=negative, seed=seed, width=inputs.width,
                           height=inputs.height, file_stem=stem, is_sdxl=entry.family == "sdxl",
                           ignored=adapters.ignored + self.ignored_options())
-        meta |= inputs.meta | adapters.meta()
+        # What the adapters really were replaces the request's echo, where the endpoint's meta has those keys.
+        meta |= inputs.meta | {key: value for key, value in adapters.meta().items() if key in meta}
         spec = self.spec_type(
             model_id=model_id, prompt=prompt, negative_prompt=negative, width=inputs.width, height=inputs.height,
             steps=self.num_inference_steps, guidance_scale=self.guidance_scale, seed=seed, samples=self.samples,
@@ -97,7 +112,16 @@ class TaskRequest(GenerationRequest):
         output = OutputOptions(file_stem=stem, images=self.samples, base64=self.base64, temp=self.temp,
                                safety_checker=self.safety_checker, safety_checker_type=self.safety_checker_type)
         track_id = None if self.track_id is None else str(self.track_id)
-        return NewJob(spec, output, meta, self.webhook, track_id, self.instant_response)
+        return NewJob(spec, output, meta, self.webhook, track_id, self.instant_response, self.PRIORITY)
+
+    def choose_model(self, config: RegistryConfig) -> tuple[str, ModelEntry]:
+        """model_id, else model (some SDKs send that), else the models.yaml default."""
+        model_id = self.model_id or self.model or config.default_model_id()
+        if not model_id:
+            raise ApiError(MODEL_REQUIRED)
+        if model_id not in config.models:
+            raise ApiError(f"Model not found: {model_id}")
+        return model_id, config.models[model_id]
 
     def _meta(self, *, model_id: str, prompt: str, negative_prompt: str, seed: int, width: int, height: int,
               file_stem: str, is_sdxl: bool, ignored: list[str]) -> dict[str, Any]:
@@ -160,16 +184,6 @@ def _check_limits(request: GenerationRequest, ctx: JobContext) -> None:
             "safety_checker is on but this server has no NSFW detector installed; "
             "send safety_checker: no, or ask the operator to install sdgate[safety]"
         )
-
-
-def _model(request: GenerationRequest, config: RegistryConfig) -> tuple[str, ModelEntry]:
-    """model_id, else model (some SDKs send that), else the models.yaml default."""
-    model_id = request.model_id or request.model or config.default_model_id()
-    if not model_id:
-        raise ApiError(MODEL_REQUIRED)
-    if model_id not in config.models:
-        raise ApiError(f"Model not found: {model_id}")
-    return model_id, config.models[model_id]
 
 
 async def _check_webhook(url: str | None, guard: UrlGuard) -> None:

@@ -26,6 +26,14 @@ TEXT2IMG_EXAMPLE = {
 }
 
 
+def required_prompt(value: Any) -> str:
+    if value is not None and not isinstance(value, str):
+        raise ValueError("prompt must be a string")
+    if value is None or not value.strip():
+        raise ValueError("The prompt field is required.")
+    return value
+
+
 class Text2ImgRequest(TaskRequest):
     """Body of POST /api/v6/images/text2img: the shared fields plus the output size."""
 
@@ -41,11 +49,7 @@ class Text2ImgRequest(TaskRequest):
     @field_validator("prompt", mode="before")
     @classmethod
     def check_prompt(cls, value: Any) -> str:
-        if value is not None and not isinstance(value, str):
-            raise ValueError("prompt must be a string")
-        if value is None or not value.strip():
-            raise ValueError("The prompt field is required.")
-        return value
+        return required_prompt(value)
 
     @field_validator("width", "height", mode="before")
     @classmethod

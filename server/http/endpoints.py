@@ -6,6 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from server.api.img2img import Img2ImgRequest
+from server.api.inpaint import InpaintRequest
+from server.api.realtime import (
+    ImageEditingInpaintRequest,
+    RealtimeImg2ImgRequest,
+    RealtimeInpaintRequest,
+    RealtimeText2ImgRequest,
+)
 from server.api.submission import TaskRequest
 from server.api.text2img import Text2ImgRequest
 
@@ -33,4 +40,19 @@ ENDPOINTS = (
         "Text to image (ModelsLab v6 compatible)",
         "Generate images from a prompt; answers success, or processing when it takes too long.",
     ),
+    Endpoint(
+        ("/api/v6/images/inpaint", "/api/v3/inpaint", "/api/v3/dreambooth/inpaint", "/api/v4/dreambooth/inpaint",
+         "/api/v7/images/inpaint"),
+        InpaintRequest,
+        "Inpaint (ModelsLab v6 compatible)",
+        "Repaint the white area of mask_image in init_image; the black area is kept exactly.",
+    ),
+    Endpoint(("/api/v6/realtime/text2img",), RealtimeText2ImgRequest, "Realtime text to image",
+             "Text to image on the fast realtime model; runs ahead of queued ordinary jobs."),
+    Endpoint(("/api/v6/realtime/img2img",), RealtimeImg2ImgRequest, "Realtime image to image",
+             "Image to image on the fast realtime model; runs ahead of queued ordinary jobs."),
+    Endpoint(("/api/v6/realtime/inpaint",), RealtimeInpaintRequest, "Realtime inpaint",
+             "Inpaint on the fast realtime model; runs ahead of queued ordinary jobs."),
+    Endpoint(("/api/v6/image_editing/inpaint",), ImageEditingInpaintRequest, "Image editing: inpaint",
+             "Realtime inpaint with this endpoint's defaults (30 steps, guidance 5)."),
 )

@@ -61,6 +61,8 @@ class JobRecord(BaseModel):
     inputs: list[str]
     output: OutputOptions
     meta: dict[str, Any]
+    # Higher runs first among queued jobs (the realtime endpoints); absent in older records: 0.
+    priority: int = 0
 
     def payload(self, inputs: dict[str, bytes]) -> JobPayload:
         """The runnable job, its images read back from the stored inputs."""
@@ -68,11 +70,13 @@ class JobRecord(BaseModel):
         return JobPayload(spec, self.output)
 
 
-def new_record(spec: TaskSpec, output: OutputOptions, route: str, meta: dict[str, Any]) -> tuple[JobRecord, dict[str, bytes]]:
+def new_record(spec: TaskSpec, output: OutputOptions, route: str, meta: dict[str, Any],
+               priority: int = 0) -> tuple[JobRecord, dict[str, bytes]]:
     """The record and the PNG bytes of its input images."""
     images: dict[str, bytes] = {}
     fields = _encode(spec, "", images)
-    record = JobRecord(task=spec.task, route=route, spec=fields, inputs=sorted(images), output=output, meta=meta)
+    record = JobRecord(task=spec.task, route=route, spec=fields, inputs=sorted(images), output=output, meta=meta,
+                       priority=priority)
     return record, images
 
 
@@ -110,7 +114,8 @@ def _restore(value: Any, inputs: dict[str, bytes]) -> Any:
             if name not in inputs:
                 raise InputsMissing(f"input image {name} is missing")
             with Image.open(io.BytesIO(inputs[name])) as image:
-                return image.convert("RGB")
+                # Masks are stored as one channel and stay so; everything else is RGB.
+                return image.convert("L" if image.mode == "L" else "RGB")
         return {key: _restore(item, inputs) for key, item in value.items()}
     if isinstance(value, list):
         return tuple(_restore(item, inputs) for item in value)

@@ -47,7 +47,7 @@ class Dispatcher:
         job_id = self.jobs.create(spec.model_id, record.model_dump(mode="json"), webhook, track_id, owner=self.owner,
                                   lease_seconds=self.lease_seconds, inputs=inputs, schema_version=record.schema_version,
                                   task=record.task, route=record.route)
-        item = WorkItem(job_id, JobPayload(spec, record.output), self.owner)
+        item = WorkItem(job_id, JobPayload(spec, record.output), self.owner, priority=record.priority)
         self.worker.submit(item)
         return item
 
@@ -69,11 +69,12 @@ class Dispatcher:
             self.jobs.fail(row.id, f"Job failed: the server stopped during each of its {row.attempts} attempts")
             return False
         try:
-            payload = read_record(row.params, row.schema_version).payload(self.jobs.inputs(row.id))
+            record = read_record(row.params, row.schema_version)
+            payload = record.payload(self.jobs.inputs(row.id))
         except (InputsMissing, KeyError, TypeError, ValueError, LookupError) as exc:
             log.warning("job %s cannot be resumed: %s", row.id, exc)
             self.jobs.fail(row.id, "Job failed: its inputs were lost while the server was down")
             return False
         self.jobs.requeue(row.id)
-        self.worker.submit(WorkItem(row.id, payload, self.owner))
+        self.worker.submit(WorkItem(row.id, payload, self.owner, priority=record.priority))
         return True

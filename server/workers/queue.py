@@ -49,6 +49,8 @@ class WorkItem:
     payload: Any
     owner: str | None = None
     future: Future = field(default_factory=Future)
+    # Higher runs first: it is queued ahead of every waiting job of a lower priority (realtime endpoints).
+    priority: int = 0
 
 
 @dataclass
@@ -153,7 +155,12 @@ class GpuWorker(Throughput):
 
     def _put(self, item: Any) -> None:
         with self._ready:
-            self._items.append(item)
+            position = len(self._items)
+            if isinstance(item, WorkItem) and item.priority > 0:
+                # Ahead of the first waiting job of a lower priority; model loads (_Call) keep their place.
+                position = next((i for i, queued in enumerate(self._items)
+                                 if isinstance(queued, WorkItem) and queued.priority < item.priority), position)
+            self._items.insert(position, item)
             self._ready.notify_all()
 
     def held_ids(self) -> set[int]:

@@ -68,7 +68,7 @@ class GpuReplica:
             payload = record.payload(await asyncio.to_thread(self.jobs.inputs, job_id))
         except (InputsMissing, KeyError, TypeError, ValueError, LookupError):
             return self._answer("ended")  # ended by another copy while this one was on its way
-        item = WorkItem(job_id, payload, owner)
+        item = WorkItem(job_id, payload, owner, priority=record.priority)
         self.gpu.submit(item)
         try:
             record = await asyncio.shield(asyncio.wrap_future(item.future))

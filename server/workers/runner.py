@@ -123,6 +123,7 @@ class JobRunner:
             "scheduler_used": result.scheduler_used,
             "karras_applied": result.karras_applied,
             "ignored": result.ignored,
+            "meta": result.meta,
             "nsfw_content_detected": any(flags),
             "timings": timings,
         }

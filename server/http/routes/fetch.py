@@ -19,7 +19,8 @@ from server.http.state import AppState
 router = APIRouter()
 
 BY_PATH = ("/api/v6/images/fetch/{job_id}", "/api/v3/fetch/{job_id}", "/api/v3/dreambooth/fetch/{job_id}",
-           "/api/v4/dreambooth/fetch/{job_id}", "/api/v5/images/fetch/{job_id}", "/api/v7/images/fetch/{job_id}")
+           "/api/v4/dreambooth/fetch/{job_id}", "/api/v5/images/fetch/{job_id}", "/api/v7/images/fetch/{job_id}",
+           "/api/v6/realtime/fetch/{job_id}", "/api/v6/image_editing/fetch/{job_id}")
 BY_BODY = ("/api/v6/images/fetch", "/api/v4/dreambooth/fetch", "/api/v3/dreambooth/fetch")
 
 

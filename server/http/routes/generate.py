@@ -33,7 +33,7 @@ async def submit(body: TaskRequest, route: str, state: AppState) -> WorkItem:
     # Marked as incoming while its images are fetched, so a batching worker knows a job is on its way.
     with state.worker.incoming():
         job = await body.to_job(job_context(state))
-        record, inputs = new_record(job.spec, job.output, route, job.meta)
+        record, inputs = new_record(job.spec, job.output, route, job.meta, job.priority)
         try:
             return await asyncio.to_thread(state.dispatcher.submit, job.spec, record, inputs, job.webhook,
                                            job.track_id)
