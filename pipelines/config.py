@@ -186,9 +186,13 @@ def load_config(path: Path, _seen: frozenset[Path] = frozenset()) -> RegistryCon
 
 
 def _merge(into: RegistryConfig, other: RegistryConfig, path: Path) -> None:
-    for flag in ("default", "realtime"):
-        if any(getattr(m, flag) for m in into.models.values()) and any(getattr(m, flag) for m in other.models.values()):
-            raise ConfigError(f"{path}: only one model may be `{flag}: true` across includes")
+    if into.default_model_id() and other.default_model_id():
+        raise ConfigError(f"{path}: only one model may be `default: true` across includes")
+    if any(m.realtime for m in into.models.values()):
+        # The including file's realtime model wins (as its entries do), e.g. a real one over the tiny test one.
+        for entry_id, entry in other.models.items():
+            if entry.realtime:
+                other.models[entry_id] = entry.model_copy(update={"realtime": False})
     for name in SECTIONS:
         mine, theirs = getattr(into, name), getattr(other, name)
         # The including file wins: it can point a hosted id (e.g. ip-adapter_sd15) at real weights.

@@ -120,6 +120,17 @@ def cpu_suite(tiny: Path, work: Path, repeats: int) -> dict[str, float]:
     batched, unbatched = throughput(True, small_b64), throughput(False, small_b64)
     batched_64, unbatched_64 = throughput(True, init_b64), throughput(False, init_b64)
 
+    # 6. Realtime latency: a realtime text2img (the tiny realtime model: same architecture, its few-step
+    # defaults) against an ordinary 31-step text2img, both end to end over HTTP.
+    with TestClient(create_app(settings(batching=False))) as client:
+        text = {"key": "bench", "prompt": "a red cat", "width": SIZE, "height": SIZE, "safety_checker": "no",
+                "enhance_prompt": "no", "tomesd": "no", "base64": "yes"}
+        ordinary = {**text, "model_id": "tiny-sd15", "num_inference_steps": 31}
+        client.post("/api/v6/realtime/text2img", json=text)  # loads both models
+        client.post("/api/v6/images/text2img", json=ordinary)
+        realtime_p50 = p50(lambda: client.post("/api/v6/realtime/text2img", json=text).json(), repeats)
+        ordinary_p50 = p50(lambda: client.post("/api/v6/images/text2img", json=ordinary).json(), repeats)
+
     # 5. Decode of the init image plus PNG encode of the output, as a share of one end-to-end request.
     output = pipe("a red cat", image=image, num_inference_steps=STEPS, strength=0.7).images[0]
     codec = p50(lambda: (decode_image(init), to_png(output)), repeats * 5)
@@ -133,6 +144,7 @@ def cpu_suite(tiny: Path, work: Path, repeats: int) -> dict[str, float]:
         "batching_throughput_on_over_off": round(batched / unbatched, 3),
         "batching_throughput_on_over_off_64px": round(batched_64 / unbatched_64, 3),
         "codec_share_of_request": round(codec / http_p50, 4),
+        "realtime_over_ordinary_text2img": round(realtime_p50 / ordinary_p50, 3),
     }
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 from tests.conftest import sdgate_command
 
 KEYS = ("generation_s", "http_over_direct", "ram_switch_over_generation", "disk_switch_over_generation",
-        "lora_cached_switch_over_generation", "batching_throughput_on_over_off", "codec_share_of_request")
+        "lora_cached_switch_over_generation", "batching_throughput_on_over_off", "codec_share_of_request",
+        "realtime_over_ordinary_text2img")
 
 
 def test_quick_cpu_bench_runs_and_parses(tmp_path: Path) -> None:

@@ -70,3 +70,31 @@ def test_repository_models_yaml_is_valid(tmp_path: Path) -> None:
     assert set(config.ip_adapters) == set(IP_ADAPTER_IDS)
     assert all(entry.repo == "h94/IP-Adapter" for entry in config.ip_adapters.values())
     assert config.loras and config.vaes and config.embeddings
+
+
+def test_realtime_flag_one_per_registry_and_the_including_file_wins(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    write(tmp_path, "models:\n  fast: {family: sd15, repo: a/b, realtime: true}\n  d: {family: sd15, repo: a/c, default: true}\n",
+          "sub/models.yaml")
+    inherited = load_config(write(tmp_path, "include: [sub/models.yaml]\n", "only.yaml"))
+    assert inherited.realtime_model_id() == "fast"
+    mine = load_config(write(tmp_path, "include: [sub/models.yaml]\nmodels:\n  turbo: {family: sdxl, repo: a/t, realtime: true, "
+                                       "realtime_defaults: {steps: 1, guidance_scale: 0}}\n", "mine.yaml"))
+    assert mine.realtime_model_id() == "turbo" and not mine.models["fast"].realtime
+    assert mine.models["turbo"].realtime_defaults.steps == 1
+    no_flag = load_config(write(tmp_path, "models:\n  d: {family: sd15, repo: a/c, default: true}\n", "plain.yaml"))
+    assert no_flag.realtime_model_id() == "d"  # no realtime model: the default one answers realtime requests
+    with pytest.raises(ConfigError, match="realtime"):
+        load_config(write(tmp_path, "models:\n  a: {family: sd15, repo: a/b, realtime: true}\n"
+                                    "  b: {family: sd15, repo: a/c, realtime: true}\n", "two.yaml"))
+    with pytest.raises(ConfigError, match="Unknown scheduler"):
+        load_config(write(tmp_path, "models:\n  a: {family: sd15, repo: a/b, realtime: true, "
+                                    "realtime_defaults: {scheduler: Nope}}\n", "bad.yaml"))
+
+
+def test_shipped_models_yaml_has_a_realtime_model_and_inpainting_checkpoints(tmp_path: Path) -> None:
+    repo_yaml = Path(__file__).resolve().parents[2] / "models.yaml"
+    text = repo_yaml.read_text().replace("  - tiny/models.yaml\n", "").replace("include:\n", "")
+    config = load_config(write(tmp_path, text))
+    assert config.realtime_model_id() == "sdxl-turbo"
+    assert {m.family for m in config.models.values() if m.inpainting} == {"sd15", "sdxl"}
