@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -9,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from playwright.sync_api import Page, Request, sync_playwright
 
 from tests.conftest import LiveServer, free_port, png_bytes, start_server
@@ -115,3 +118,75 @@ def test_playground_text2img_mode_in_a_real_browser(processing_server: LiveServe
     assert status.startswith("Done: job") and "seed 7" in status
     log = processing_server.log.read_text()
     assert "POST /api/v6/images/text2img" in log and "POST /api/v6/images/fetch/" in log
+
+
+def test_playground_inpaint_mode_with_a_drawn_mask(processing_server: LiveServer, tmp_path: Path) -> None:
+    init = tmp_path / "init.png"
+    init.write_bytes(png_bytes((64, 48)))
+    with playground_page(processing_server, tmp_path) as page:
+        page.check("#mode-inpaint")
+        # Inpaint mode: init image, strength and the mask inputs; no size.
+        assert page.is_visible("#file") and page.is_visible("#strength") and page.is_visible("#mask-file")
+        assert not page.is_visible("#width") and not page.is_visible("#mask-canvas")
+        page.set_input_files("#file", str(init))
+        # The canvas takes the init image's size once its preview loads, and is shown scaled over it.
+        page.wait_for_function("(() => { const c = document.getElementById('mask-canvas');"
+                               " return c.width === 64 && c.height === 48 && c.offsetWidth > 64; })()")
+        box = page.locator("#mask-canvas").bounding_box()
+        assert box is not None
+        # Drag across the middle band of the image, then press "Submit" with nothing uploaded as a mask.
+        page.mouse.move(box["x"] + box["width"] * 0.2, box["y"] + box["height"] * 0.5)
+        page.mouse.down()
+        page.mouse.move(box["x"] + box["width"] * 0.8, box["y"] + box["height"] * 0.5, steps=8)
+        page.mouse.up()
+        page.fill("#steps", "4")
+        page.fill("#seed", "11")
+        with page.expect_request(is_endpoint("/api/v6/images/inpaint")) as submitted:
+            page.click("#submit")
+        page.wait_for_function("(() => { const i = document.querySelector('#results img');"
+                               " return i !== null && i.complete && i.naturalWidth > 0; })()", timeout=60_000)
+        sizes = page.eval_on_selector_all("#results img", "imgs => imgs.map(i => [i.naturalWidth, i.naturalHeight])")
+        status = page.text_content("#status") or ""
+        meta = page.text_content("#meta") or ""
+        body = submitted.value.post_data_json
+    assert body["model_id"] == "tiny-sd15" and body["base64"] == "yes" and body["strength"] == "0.7"
+    assert body["init_image"].startswith("data:image/png;base64,")
+    assert body["mask_image"].startswith("data:image/png;base64,")
+    mask = Image.open(io.BytesIO(base64.b64decode(body["mask_image"].split(",", 1)[1]))).convert("L")
+    assert mask.size == (64, 48)
+    # White where the drag went (the middle row), black at the corners.
+    assert mask.getpixel((32, 24)) == 255 and mask.getpixel((0, 0)) == 0 and mask.getpixel((63, 47)) == 0
+    assert sizes == [[64, 48]]
+    assert status.startswith("Done: job") and "seed 11" in status
+    assert '"inpaint_mode": "blend"' in meta and '"model_id": "tiny-sd15"' in meta
+    assert "POST /api/v6/images/inpaint" in processing_server.log.read_text()
+
+
+def test_playground_realtime_text2img_in_a_real_browser(processing_server: LiveServer, tmp_path: Path) -> None:
+    with playground_page(processing_server, tmp_path) as page:
+        page.check("#realtime")
+        page.check("#mode-text2img")
+        # Realtime: no model or scheduler to pick; a note says the server's realtime model runs.
+        assert not page.is_visible("#model") and not page.is_visible("#scheduler")
+        assert "realtime model" in (page.text_content("#realtime-note") or "") and page.is_visible("#realtime-note")
+        page.fill("#prompt", "a red fox in snow")
+        page.fill("#width", "64")
+        page.fill("#height", "64")
+        page.fill("#steps", "2")
+        with page.expect_request(is_endpoint("/api/v6/realtime/text2img")) as submitted:
+            page.click("#submit")
+        page.wait_for_function("(() => { const i = document.querySelector('#results img');"
+                               " return i !== null && i.complete && i.naturalWidth > 0; })()", timeout=60_000)
+        sizes = page.eval_on_selector_all("#results img", "imgs => imgs.map(i => [i.naturalWidth, i.naturalHeight])")
+        status = page.text_content("#status") or ""
+        meta = page.text_content("#meta") or ""
+        body = submitted.value.post_data_json
+        # Unchecking Realtime brings the model picker back.
+        page.uncheck("#realtime")
+        assert page.is_visible("#model") and not page.is_visible("#realtime-note")
+    assert "model_id" not in body and "scheduler" not in body and body["width"] == "64"
+    assert sizes == [[64, 64]]
+    assert status.startswith("Done: job")
+    assert '"model_id": "tiny-realtime"' in meta
+    # It polled the fetch_result of the realtime answer.
+    assert "POST /api/v6/realtime/fetch/" in processing_server.log.read_text()

@@ -1,4 +1,5 @@
-// The playground calls the same public API a client would: model_list, img2img or text2img, fetch.
+// The playground calls the same public API a client would: model_list, text2img, img2img or inpaint
+// (ordinary or realtime), then the fetch_result each processing answer names.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -71,38 +72,128 @@ async function showResult(answer) {
   setStatus(`Done: job ${answer.id} in ${answer.generationTime}s, seed ${answer.meta.seed}`);
 }
 
+function fetchPath(answer) {
+  // The fetch_result the server names, as a path on this page's origin (the server's public URL may differ).
+  if (answer.fetch_result) return new URL(answer.fetch_result, location.href).pathname;
+  return `/api/v6/images/fetch/${answer.id}`;
+}
+
 async function waitFor(answer) {
-  // Poll fetch until the job leaves "processing", as the official SDKs do.
+  // Poll fetch_result until the job leaves "processing", as the official SDKs do.
   while (answer.status === "processing") {
     setStatus(`Job ${answer.id} processing (eta ${answer.eta}s)…`);
     await new Promise((r) => setTimeout(r, 1000));
-    answer = await post(`/api/v6/images/fetch/${answer.id}`, {});
+    answer = await post(fetchPath(answer), {});
   }
   return answer;
 }
 
-// Each mode names its endpoint, the fields only it sends, and a hint; everything else is shared.
+// --- the mask: uploaded, or drawn white on a black canvas the size of the init image ---
+
+const canvas = $("mask-canvas");
+const pen = canvas.getContext("2d");
+let maskDrawn = false;
+let lastPoint = null;
+
+function clearMask() {
+  pen.fillStyle = "#000";
+  pen.fillRect(0, 0, canvas.width, canvas.height);
+  maskDrawn = false;
+}
+
+function showInitPreview(src) {
+  const preview = $("init-preview");
+  $("mask-hint").textContent = "Pick an init image first.";
+  if (!src) {
+    preview.removeAttribute("src");
+    $("maskpad").hidden = true;
+    $("mask-hint").hidden = false;
+    return;
+  }
+  preview.src = src;
+}
+
+$("init-preview").addEventListener("load", () => {
+  const preview = $("init-preview");
+  if (canvas.width !== preview.naturalWidth || canvas.height !== preview.naturalHeight) {
+    canvas.width = preview.naturalWidth;
+    canvas.height = preview.naturalHeight;
+    clearMask();
+  }
+  $("maskpad").hidden = false;
+  $("mask-hint").hidden = true;
+});
+$("init-preview").addEventListener("error", () => {
+  $("maskpad").hidden = true;
+  $("mask-hint").hidden = false;
+  $("mask-hint").textContent = "This page cannot show the init image: upload a mask instead.";
+});
+
+function canvasPoint(event) {
+  // Pointer position in image pixels (the canvas is shown scaled).
+  const rect = canvas.getBoundingClientRect();
+  return [(event.clientX - rect.left) * canvas.width / rect.width,
+          (event.clientY - rect.top) * canvas.height / rect.height];
+}
+
+function paint(event) {
+  const point = canvasPoint(event);
+  const from = lastPoint || point;
+  pen.strokeStyle = "#fff";
+  pen.lineWidth = Math.max(1, Number($("brush").value) || 1);
+  pen.lineCap = pen.lineJoin = "round";
+  pen.beginPath();
+  pen.moveTo(from[0], from[1]);
+  pen.lineTo(point[0], point[1]);
+  pen.stroke();
+  lastPoint = point;
+  maskDrawn = true;
+}
+
+canvas.addEventListener("pointerdown", (event) => {
+  canvas.setPointerCapture(event.pointerId);
+  lastPoint = null;
+  paint(event);
+});
+canvas.addEventListener("pointermove", (event) => {
+  if (lastPoint) paint(event);
+});
+for (const name of ["pointerup", "pointercancel"]) canvas.addEventListener(name, () => { lastPoint = null; });
+
+async function initImage() {
+  const file = $("file").files[0];
+  return file ? readFile(file) : $("url").value;
+}
+
+async function maskImage() {
+  const file = $("mask-file").files[0];
+  if (file) return readFile(file);
+  if (!maskDrawn) throw new Error("draw the mask over the init image, or upload one");
+  return canvas.toDataURL("image/png");
+}
+
+// Each mode names its path, the fields only it sends, and a hint; everything else is shared.
+// The path is under /api/v6/images/ or, with Realtime checked, /api/v6/realtime/.
 const MODES = {
   img2img: {
-    endpoint: "/api/v6/images/img2img",
+    path: "img2img",
     hint: "Pick a model and an init image.",
     async fields() {
-      const fields = { strength: $("strength").value };
-      const file = $("file").files[0];
-      if (file) {
-        fields.init_image = await readFile(file);
-        fields.base64 = "yes";
-      } else {
-        fields.init_image = $("url").value;
-      }
-      return fields;
+      return { strength: $("strength").value, init_image: await initImage() };
     },
   },
   text2img: {
-    endpoint: "/api/v6/images/text2img",
+    path: "text2img",
     hint: "Pick a model, a prompt and a size.",
     async fields() {
       return { width: $("width").value, height: $("height").value };
+    },
+  },
+  inpaint: {
+    path: "inpaint",
+    hint: "Pick a model and an init image, then draw or upload a mask.",
+    async fields() {
+      return { strength: $("strength").value, init_image: await initImage(), mask_image: await maskImage() };
     },
   },
 };
@@ -111,39 +202,58 @@ function currentMode() {
   return document.querySelector("input[name=mode]:checked").value;
 }
 
+function isRealtime() {
+  return $("realtime").checked;
+}
+
 function applyMode() {
-  // Hide the other mode's inputs and disable them, so their constraints cannot block submitting.
+  // Hide the inputs of other modes (and the model picker in realtime) and disable them, so their
+  // constraints cannot block submitting.
   const mode = currentMode();
-  for (const block of document.querySelectorAll("[data-mode]")) {
-    block.hidden = block.dataset.mode !== mode;
-    for (const input of block.querySelectorAll("input")) input.disabled = block.hidden;
+  const realtime = isRealtime() ? "on" : "off";
+  for (const block of document.querySelectorAll("[data-modes], [data-realtime]")) {
+    const modes = block.dataset.modes;
+    block.hidden = (modes !== undefined && !modes.split(" ").includes(mode))
+      || (block.dataset.realtime !== undefined && block.dataset.realtime !== realtime);
+    for (const input of block.querySelectorAll("input, select")) input.disabled = block.hidden;
   }
   // Swap the hint, but leave a job's status or an error in place.
   const hints = Object.values(MODES).map((m) => m.hint);
   if (hints.includes($("status").textContent)) setStatus(MODES[mode].hint);
 }
 
+async function requestBody(mode, realtime) {
+  const body = {
+    prompt: $("prompt").value,
+    num_inference_steps: $("steps").value,
+    samples: $("samples").value,
+    seed: $("seed").value === "" ? null : $("seed").value,
+    ...(await mode.fields()),
+  };
+  // Realtime runs the server's own model and scheduler: none is sent.
+  if (!realtime) Object.assign(body, { model_id: $("model").value, scheduler: $("scheduler").value });
+  // Uploaded or drawn images travel as data URIs, which the server reads only in base64 mode.
+  if ([body.init_image, body.mask_image].some((v) => typeof v === "string" && v.startsWith("data:"))) {
+    body.base64 = "yes";
+  }
+  return body;
+}
+
 async function generate(event) {
   event.preventDefault();
   localStorage.setItem("sdgate-key", keyInput.value);
   const mode = MODES[currentMode()];
-  const body = {
-    model_id: $("model").value,
-    prompt: $("prompt").value,
-    num_inference_steps: $("steps").value,
-    samples: $("samples").value,
-    scheduler: $("scheduler").value,
-    seed: $("seed").value === "" ? null : $("seed").value,
-    ...(await mode.fields()),
-  };
+  const realtime = isRealtime();
   $("submit").disabled = true;
   setStatus("Submitting…");
   try {
-    const answer = await waitFor(await post(mode.endpoint, body));
+    const body = await requestBody(mode, realtime);
+    const endpoint = `/api/v6/${realtime ? "realtime" : "images"}/${mode.path}`;
+    const answer = await waitFor(await post(endpoint, body));
     if (answer.status === "success") await showResult(answer);
     else setStatus(`Error: ${answer.message || answer.messege}`);
   } catch (error) {
-    setStatus(`Error: ${error}`);
+    setStatus(`Error: ${error.message || error}`);
   } finally {
     $("submit").disabled = false;
   }
@@ -152,6 +262,15 @@ async function generate(event) {
 fillSchedulers();
 applyMode();
 for (const radio of document.querySelectorAll("input[name=mode]")) radio.addEventListener("change", applyMode);
+$("realtime").addEventListener("change", applyMode);
+$("file").addEventListener("change", async () => {
+  const file = $("file").files[0];
+  showInitPreview(file ? await readFile(file) : $("url").value);
+});
+$("url").addEventListener("change", () => {
+  if (!$("file").files[0]) showInitPreview($("url").value);
+});
+$("clear-mask").addEventListener("click", clearMask);
 keyInput.addEventListener("change", loadModels);
 $("form").addEventListener("submit", generate);
 loadModels();
