@@ -39,10 +39,12 @@ def fuzz_app(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 def test_generated_requests_get_documented_answers(fuzz_app: TestClient) -> None:
     schema = schemathesis.openapi.from_asgi("/openapi.json", fuzz_app.app).include(
-        path_regex="^/api/v6/images/(img2img|text2img|fetch)")
+        path_regex="^/api/v6/(images/(img2img|text2img|inpaint|fetch)|realtime/)")
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert {op.path for op in operations} == {"/api/v6/images/img2img", "/api/v6/images/text2img",
-                                              "/api/v6/images/fetch/{job_id}", "/api/v6/images/fetch"}
+    assert {op.path for op in operations} == {
+        "/api/v6/images/img2img", "/api/v6/images/text2img", "/api/v6/images/inpaint", "/api/v6/realtime/text2img",
+        "/api/v6/realtime/img2img", "/api/v6/realtime/inpaint", "/api/v6/images/fetch/{job_id}",
+        "/api/v6/images/fetch"}
     calls: list[str] = []
     for operation in operations:
 
@@ -53,5 +55,5 @@ def test_generated_requests_get_documented_answers(fuzz_app: TestClient) -> None
             calls.append(case.operation.path)
 
         answers_are_documented()
-    assert len(calls) >= 80, calls  # the generator really produced cases for every route
+    assert len(calls) >= 160, calls  # the generator really produced cases for every route
     assert fuzz_app.get("/health").json()["worker_alive"] is True
