@@ -87,10 +87,11 @@ class AdapterStore:
         self._vaes.move_to_end(vae_id)
         vae = self._vaes[vae_id]
         # A mismatched VAE is accepted by diffusers and only fails mid-run: check up front.
-        if vae.config.latent_channels != model.pipe.unet.config.in_channels:
+        # The UNet's output is the latent (its input may carry more: mask and masked image on inpainting models).
+        if vae.config.latent_channels != model.pipe.unet.config.out_channels:
             raise AdapterError(
                 f"vae {vae_id} has {vae.config.latent_channels} latent channels; "
-                f"model {model.model_id} needs {model.pipe.unet.config.in_channels}"
+                f"model {model.model_id} needs {model.pipe.unet.config.out_channels}"
             )
         return vae
 

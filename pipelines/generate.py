@@ -126,7 +126,7 @@ def _call(model: LoadedModel, specs: list[TaskSpec], adapters: AdapterStore | No
         overrides["vae"] = adapters.vae(wanted.vae, model)
     pipe = first.pipelines[model.family].from_pipe(model.pipe, **overrides)
     pipe.set_progress_bar_config(disable=True)
-    if len(specs) == 1:
+    if len(specs) == 1 and not first.images_per_sample:
         prompt: str | list[str] = first.prompt
         negative: str | list[str] = first.negative_prompt
         images: dict[str, Any] = first.image_arguments()

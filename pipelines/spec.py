@@ -28,6 +28,9 @@ class TaskSpec:
     pipelines: ClassVar[dict[str, type]]
     # Inpainting checkpoints (9-channel UNets) run only the tasks that set this.
     runs_inpainting_models: ClassVar[bool] = False
+    # Pass the job's images once per sample even when it runs alone, for pipelines that encode each input
+    # image with its own generator (inpaint): then a job's sample i is the same alone or batched.
+    images_per_sample: ClassVar[bool] = False
 
     model_id: str
     prompt: str

@@ -24,6 +24,7 @@ class InpaintSpec(TaskSpec):
     task = "inpaint"
     pipelines = {"sd15": StableDiffusionInpaintPipeline, "sdxl": StableDiffusionXLInpaintPipeline}
     runs_inpainting_models = True
+    images_per_sample = True
 
     init_image: Image.Image = field(kw_only=True)
     mask_image: Image.Image = field(kw_only=True)

@@ -13,6 +13,8 @@ from typing import Any, ClassVar, Literal
 from pydantic import AliasChoices, Field, PrivateAttr, field_validator
 
 from pipelines.config import ModelEntry, RegistryConfig
+from pipelines.schedulers import DEFAULT_SCHEDULER
+from server.api.coerce import yes_no
 from server.api.errors import ApiError
 from server.api.fields import SAFETY_CHECKER_TYPES, GenerationRequest
 from server.api.img2img import Img2ImgRequest
@@ -29,6 +31,10 @@ META_KEYS = ("prompt", "negative_prompt", "guidance_scale", "n_samples", "seed",
              "safety_checker_type", "enhance_prompt", "enhance_style", "instant_response", "base64", "temp",
              "file_prefix", "outdir", "webhook", "track_id", "W", "H", "steps", "model_id", "ignored", "is_sdxl")
 MODEL_MISSING = "Model not found: realtime"
+
+
+def _shown(value: Any) -> str:
+    return yes_no(value) if isinstance(value, bool) else str(value)
 
 
 class RealtimeRequest(TaskRequest):
@@ -77,7 +83,7 @@ class RealtimeRequest(TaskRequest):
 
     def for_model(self, entry: ModelEntry) -> TaskRequest:
         defaults = entry.realtime_defaults
-        sent = [f"{name}:{getattr(self, name)}" for name in NOT_TAKEN if name in self.model_fields_set]
+        sent = [f"{name}:{_shown(getattr(self, name))}" for name in NOT_TAKEN if name in self.model_fields_set]
         unset = {name: type(self).model_fields[name].default for name in NOT_TAKEN}
         resolved = self.model_copy(update={
             **unset,
@@ -85,7 +91,7 @@ class RealtimeRequest(TaskRequest):
             "use_karras_sigmas": False,
             "num_inference_steps": self.num_inference_steps or defaults.steps,
             "guidance_scale": defaults.guidance_scale if self.guidance_scale is None else self.guidance_scale,
-            "scheduler": defaults.scheduler or self.scheduler,
+            "scheduler": defaults.scheduler or DEFAULT_SCHEDULER,
         })
         resolved._not_taken = sent
         return resolved

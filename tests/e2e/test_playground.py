@@ -76,7 +76,7 @@ def test_playground_generates_an_image_in_a_real_browser(processing_server: Live
         sizes = page.eval_on_selector_all("#results img", "imgs => imgs.map(i => [i.naturalWidth, i.naturalHeight])")
         status = page.text_content("#status") or ""
         meta = page.text_content("#meta") or ""
-        page.screenshot(path=str(shots / "playground.png"))
+        page.screenshot(path=str(shots / "playground.png"), full_page=True)
         body = submitted.value.post_data_json
     assert body["init_image"].startswith("data:image/png;base64,") and body["strength"] == "0.7"
     assert "width" not in body and "height" not in body

@@ -106,7 +106,8 @@ def test_masks_of_other_sizes_and_modes(client: TestClient, mask: Image.Image) -
 
 @pytest.mark.parametrize(
     "model_id, size, pipe_cls",
-    [("tiny-sd15-inpaint", 32, StableDiffusionInpaintPipeline), ("tiny-sdxl-inpaint", 64, StableDiffusionXLInpaintPipeline),
+    [("tiny-sd15-inpaint", 32, StableDiffusionInpaintPipeline),
+     ("tiny-sdxl-inpaint", 64, StableDiffusionXLInpaintPipeline),
      ("tiny-sd15", 32, StableDiffusionInpaintPipeline), ("tiny-sdxl", 64, StableDiffusionXLInpaintPipeline)],
 )
 def test_http_output_equals_direct_diffusers(client: TestClient, tiny_dir: Path, model_id: str, size: int,
@@ -121,9 +122,11 @@ def test_http_output_equals_direct_diffusers(client: TestClient, tiny_dir: Path,
     pipe = pipe_cls.from_pretrained(tiny_dir / model_id, local_files_only=True)
     pipe.scheduler = UniPCMultistepScheduler.from_config(pipe.scheduler.config, use_karras_sigmas=True)
     tomesd.apply_patch(pipe, ratio=0.5, use_rand=False)
-    expected = pipe(prompt=meta["prompt"], negative_prompt=meta["negative_prompt"], image=init, mask_image=mask,
-                    width=size, height=size, strength=0.8, num_inference_steps=4, guidance_scale=6.0,
-                    num_images_per_prompt=2,
+    # sdgate passes the input once per sample (the inpaint pipelines VAE-encode each input image with its own
+    # generator), so sample i depends on seed + i alone, whether the job runs alone or batched.
+    expected = pipe(prompt=[meta["prompt"]] * 2, negative_prompt=[meta["negative_prompt"]] * 2, image=[init] * 2,
+                    mask_image=[mask] * 2, width=size, height=size, strength=0.8, num_inference_steps=4,
+                    guidance_scale=6.0, num_images_per_prompt=1,
                     generator=[torch.Generator("cpu").manual_seed(42 + i) for i in range(2)]).images
     for index, reference in enumerate(expected):
         assert np.array_equal(pixels(client, raw, index), np.asarray(reference).astype(int))
@@ -132,8 +135,11 @@ def test_http_output_equals_direct_diffusers(client: TestClient, tiny_dir: Path,
     assert not np.array_equal(np.asarray(expected[0]), np.asarray(expected[1]))
 
 
-@pytest.mark.parametrize("model_id", ["tiny-sd15", "tiny-sd15-inpaint"])
-@pytest.mark.parametrize("adapter", ["lora", "vae", "ip_adapter"])
+@pytest.mark.parametrize(
+    "model_id, adapter",
+    [("tiny-sd15", "lora"), ("tiny-sd15", "vae"), ("tiny-sd15", "ip_adapter"), ("tiny-sd15-inpaint", "lora"),
+     ("tiny-sd15-inpaint", "vae"), ("tiny-sd15-inpaint", "ip_adapter")],
+)
 def test_adapters_work_on_inpaint_jobs(client: TestClient, image_server: ImageServer, model_id: str,
                                        adapter: str) -> None:
     changes = {
@@ -150,9 +156,13 @@ def test_adapters_work_on_inpaint_jobs(client: TestClient, image_server: ImageSe
     assert np.array_equal(split(with_adapter)[0], split(without)[0])  # the kept half is still the input
 
 
-def test_concurrent_inpaint_requests_are_batched_and_match_unbatched(tiny_dir: Path, tmp_path: Path) -> None:
-    bodies = [request("tiny-sd15-inpaint", seed=300 + i, samples=1 + i % 2, prompt=f"job {i}",
-                      mask=half_mask(32, 0, 255) if i % 2 else Image.new("L", (32, 32), 255)) for i in range(4)]
+@pytest.mark.parametrize("samples", [[1, 1, 1, 1], [1, 2, 1, 2]],
+                         ids=["one-each", "mixed"])
+def test_concurrent_inpaint_requests_are_batched_and_match_unbatched(tiny_dir: Path, tmp_path: Path,
+                                                                     samples: list[int]) -> None:
+    bodies = [request("tiny-sd15-inpaint", seed=300 + i, samples=count, prompt=f"job {i}",
+                      mask=half_mask() if i % 2 else Image.new("L", (32, 32), 255))
+              for i, count in enumerate(samples)]
     slow = {**bodies[0], "steps": 50, "strength": 1, "seed": 1}
     _check_batched_like_unbatched(tiny_dir, tmp_path, API, bodies, slow)
 
@@ -219,7 +229,8 @@ def test_queued_job_keeps_both_images_and_survives_a_restart(client: TestClient,
     with app_client(tiny_dir, tmp_path, sync_timeout=0) as first:
         assert first.post("/api/v6/images/img2img", json=slow).json()["status"] == "processing"
         queued = first.post(API, json=body).json()
-        assert queued["status"] == "processing" and queued["fetch_result"].endswith(f"/api/v6/images/fetch/{queued['id']}")
+        assert queued["status"] == "processing"
+        assert queued["fetch_result"].endswith(f"/api/v6/images/fetch/{queued['id']}")
         jobs = first.app.state.sdgate.jobs
         assert jobs.get(queued["id"]).status == "queued"
         stored = jobs.inputs(queued["id"])
@@ -235,3 +246,9 @@ def test_queued_job_keeps_both_images_and_survives_a_restart(client: TestClient,
             time.sleep(0.1)
         assert done["status"] == "success" and done["meta"]["inpaint_mode"] == "blend", done
         assert np.array_equal(pixels(second, done), expected)
+
+
+def test_sample_i_is_reproducible_from_seed_plus_i(client: TestClient) -> None:
+    pair = client.post(API, json=request("tiny-sd15-inpaint", seed="42", samples="2")).json()
+    second = client.post(API, json=request("tiny-sd15-inpaint", seed="43", samples="1")).json()
+    assert np.array_equal(pixels(client, pair, 1), pixels(client, second, 0))
