@@ -1,8 +1,19 @@
 # sdgate on an NVIDIA GPU.
 #   docker build -t sdgate .
 #   docker compose up -d          (see docker-compose.yml and .env.example)
-# The CUDA runtime must match the torch wheel index (cu128 <-> CUDA 12.8); override both together:
-#   docker build --build-arg CUDA_IMAGE=... --build-arg TORCH_INDEX_URL=... --build-arg TORCH_VERSION=... .
+#
+# Host driver: this image is CUDA 12.8 (the 12.8.1 runtime image and torch's cu128 wheels), so the host needs
+# an NVIDIA driver >= 570 on Linux (`nvidia-smi` shows it) and the NVIDIA container toolkit.
+#
+# Another CUDA version: the runtime image and the torch wheel index must name the same one; set all three
+# (tests/unit/test_deploy_files.py checks the defaults agree):
+#   CUDA_IMAGE       an nvidia/cuda *-cudnn-runtime-* image
+#   TORCH_INDEX_URL  the torch wheel index for that CUDA version, https://download.pytorch.org/whl/cuXYZ
+#   TORCH_VERSION    a torch release that index carries
+# e.g. CUDA 13.0, for a driver >= 580:
+#   docker build --build-arg CUDA_IMAGE=nvidia/cuda:13.0.1-cudnn-runtime-ubuntu24.04 \
+#     --build-arg TORCH_INDEX_URL=https://download.pytorch.org/whl/cu130 --build-arg TORCH_VERSION=2.13.0 -t sdgate .
+# An older driver needs an older CUDA: 12.6 (driver >= 560) is .../whl/cu126, with a TORCH_VERSION that index carries.
 ARG CUDA_IMAGE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
 FROM ${CUDA_IMAGE}
 
@@ -30,12 +41,24 @@ RUN useradd --create-home --uid 10001 sdgate \
 USER sdgate
 WORKDIR /app
 
-# The same install script CI runs (scripts/test calls it): pyproject is the only dependency list.
-COPY --chown=sdgate:sdgate pyproject.toml README.md ./
+# Dependencies first, in a layer that sees only pyproject.toml and the install script (and the build args):
+# editing server/ or pipelines/ reuses it instead of downloading torch again. It is the same install script
+# CI runs (scripts/test calls it), on a stand-in for the code: empty package folders and README, so pip
+# installs every dependency (and extra) pyproject lists, and pyproject stays the only dependency list.
+COPY --chown=sdgate:sdgate pyproject.toml ./
+COPY --chown=sdgate:sdgate scripts/setup-venv ./scripts/setup-venv
+RUN mkdir server pipelines && touch README.md \
+    && SDGATE_TORCH_INDEX_URL="$TORCH_INDEX_URL" SDGATE_TORCH_VERSION="$TORCH_VERSION" \
+       scripts/setup-venv safety,postgres,s3,ray \
+    && rm -rf server pipelines README.md ./*.egg-info
+
+# Then the code, and the package itself on top of the installed dependencies.
+COPY --chown=sdgate:sdgate README.md ./
 COPY --chown=sdgate:sdgate scripts ./scripts
 COPY --chown=sdgate:sdgate server ./server
 COPY --chown=sdgate:sdgate pipelines ./pipelines
-RUN SDGATE_TORCH_INDEX_URL="$TORCH_INDEX_URL" SDGATE_TORCH_VERSION="$TORCH_VERSION" scripts/setup-venv safety,postgres,s3,ray
+RUN .venv/bin/python -m pip install --disable-pip-version-check -q --no-cache-dir --no-deps -e . \
+    && .venv/bin/python -m pip check
 
 COPY --chown=sdgate:sdgate models.yaml ./
 # Tiny random-weight models back the smoke-test ids in models.yaml (seconds to build, about 30 MB).

@@ -12,7 +12,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from pipelines.schedulers import scheduler_class_name
+from pipelines.scheduler_names import scheduler_class_name
 
 Family = Literal["sd15", "sdxl"]
 
@@ -157,6 +157,10 @@ def load_config(path: Path, _seen: frozenset[Path] = frozenset()) -> RegistryCon
     """Read and validate models.yaml (and its includes); relative paths resolve against each file's folder."""
     try:
         raw = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError as exc:
+        raise ConfigError(
+            f"{path}: cannot read models file ({exc.strerror}; give its path with --config or SDGATE_CONFIG)"
+        ) from exc
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read models file ({exc.strerror})") from exc
     except yaml.YAMLError as exc:

@@ -92,8 +92,8 @@ def load_detector(backend: str, checker_path: Path | None, nudenet_threshold: fl
         assert checker_path is not None
         return DiffusersDetector(checker_path)
     log.warning(
-        "no NSFW detector available (backend=%s): install the nudenet extra (pip install 'sdgate[safety]') or "
-        "set SDGATE_SAFETY_CHECKER_PATH to a local StableDiffusionSafetyChecker folder; requests with "
+        "no NSFW detector available (backend=%s): nudenet (a dependency of sdgate) did not import, and no "
+        "SDGATE_SAFETY_CHECKER_PATH points at a local StableDiffusionSafetyChecker folder; requests with "
         "safety_checker=yes will be refused",
         backend,
     )

@@ -27,7 +27,10 @@ def to_number(field: str, value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError(f"{field} must be a number")
     if isinstance(value, (int, float)):
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # a JSON integer hundreds of digits long
+            raise ValueError(f"{field} is out of range") from None
     elif isinstance(value, str):
         if not value.isascii():
             # float() also reads other scripts' digits ("٣"); the hosted API's clients send ASCII numbers.

@@ -227,8 +227,30 @@ class GenerationRequest(BaseModel):
         raise ValueError("track_id must be a string or a number")
 
 
+def _invalid_unicode(value: Any, name: str) -> str | None:
+    """The first field holding text that cannot be UTF-8 (a lone surrogate, which JSON's \\ud800 can carry)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return name
+    elif isinstance(value, dict):
+        return next((bad for key, item in value.items() if (bad := _invalid_unicode(item, str(key)))), None)
+    elif isinstance(value, list):
+        return next((bad for item in value if (bad := _invalid_unicode(item, name))), None)
+    return None
+
+
+def check_unicode(fields: dict[str, Any]) -> None:
+    """Text that could not be tokenised, logged or written back must not get past the door."""
+    bad = _invalid_unicode(fields, "request")
+    if bad is not None:
+        raise ApiError(f"{bad} is not valid Unicode text (it holds a lone surrogate)")
+
+
 def parse_fields(model: type[M], fields: dict[str, Any], context: dict[str, Any] | None = None) -> M:
     """A request model from a body's fields; the first problem becomes the client's error message."""
+    check_unicode(fields)
     try:
         if issubclass(model, GenerationRequest):
             return model.model_validate_fields(fields, context or {})  # type: ignore[return-value]
@@ -240,7 +262,10 @@ def parse_fields(model: type[M], fields: dict[str, Any], context: dict[str, Any]
 def presented_key(fields: dict[str, Any]) -> str | None:
     """The key as the body (or query string) carries it; other places are the HTTP layer's to look at."""
     key = fields.get("key")
-    return key if isinstance(key, str) and key else None
+    if not isinstance(key, str) or not key:
+        return None
+    check_unicode({"key": key})
+    return key
 
 
 class KeyOnlyRequest(BaseModel):

@@ -182,7 +182,7 @@ def _check_limits(request: GenerationRequest, ctx: JobContext) -> None:
     if request.safety_checker and not ctx.has_safety_checker:
         raise ApiError(
             "safety_checker is on but this server has no NSFW detector installed; "
-            "send safety_checker: no, or ask the operator to install sdgate[safety]"
+            "send safety_checker: no, or ask the operator to check SDGATE_SAFETY_BACKEND (nudenet ships with sdgate)"
         )
 
 

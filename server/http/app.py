@@ -11,24 +11,24 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 from pydantic import BaseModel
 
-from pipelines.config import ConfigError, RegistryConfig, load_config
 from pipelines.registry import ModelRegistry
 from server.api.fields import FetchRequest, KeyOnlyRequest
 from server.api.responses import webhook_body
 from server.http.absolute_paths import AbsoluteFormPaths
+from server.http.docs import add_offline_docs
 from server.http.errors import register_error_handlers
 from server.http.limits import BodySizeLimit, KeyFailureThrottle
 from server.http.routes import fetch, files, generate, models, ops, playground
+from server.http.startup import validate_startup
 from server.http.state import AppState
 from server.io.storage import OutputStore
 from server.io.stores import make_store
 from server.io.url_guard import UrlGuard
 from server.io.webhooks import WebhookSender
-from server.jobs import migrate
 from server.jobs.store import JobRow, JobStore, make_engine
 from server.ops.logging_setup import log_request
 from server.ops.metrics import Metrics
-from server.ops.settings import Settings, check_keys_required
+from server.ops.settings import Settings
 from server.workers.dispatch import Dispatcher, server_id
 from server.workers.local_gpu import build_local_gpu, make_safety
 from server.workers.queue import JobQueue
@@ -65,24 +65,6 @@ async def _sweep_temp_forever(store: OutputStore, interval: float) -> None:
     while True:
         await asyncio.to_thread(store.sweep_temp)
         await asyncio.sleep(interval)
-
-
-def validate_startup(settings: Settings) -> RegistryConfig:
-    """Everything that must stop start-up: a keyless public bind, a bad models.yaml, an old shared job
-    database, unknown preload ids."""
-    check_keys_required(settings)
-    if settings.storage == "s3" and not settings.s3_bucket:
-        raise ConfigError("SDGATE_STORAGE=s3 needs SDGATE_S3_BUCKET")
-    config = load_config(settings.config)
-    if not settings.db_upgrade_at_start():
-        try:
-            migrate.check(make_engine(settings.db_url()))
-        except (migrate.SchemaOutdated, migrate.UnknownRevision) as exc:
-            raise ConfigError(str(exc)) from None
-    unknown = [m for m in settings.preload_ids() if m not in config.models]
-    if unknown:
-        raise ConfigError(f"SDGATE_PRELOAD names models that are not in {settings.config}: {unknown}")
-    return config
 
 
 def build_state(settings: Settings) -> AppState:
@@ -147,8 +129,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # The running job may finish within the grace period; queued jobs stay queued for the next start.
             await asyncio.to_thread(state.worker.stop, state.settings.shutdown_grace)
 
-    app = FastAPI(title="sdgate", version="0.1.0", lifespan=lifespan,
+    # docs_url/redoc_url None: FastAPI's pages load their JS from a CDN; add_offline_docs serves packaged copies.
+    app = FastAPI(title="sdgate", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Self-hosted, drop-in replacement for the ModelsLab image API.")
+    add_offline_docs(app)
     register_error_handlers(app)
     app.middleware("http")(log_request)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

@@ -15,6 +15,7 @@ from server.ops.settings import Settings
 log = logging.getLogger(__name__)
 
 INVALID_KEY = "Invalid API key"
+NO_KEY_SENT = f'{INVALID_KEY}: no key was sent (put "key" in the JSON body, or send Authorization: Bearer <key>)'
 
 
 def presented_key(body_key: str | None, request: Request) -> str | None:
@@ -45,5 +46,6 @@ def require_key(body_key: str | None, request: Request, settings: Settings, thro
         matched |= key is not None and hmac.compare_digest(key.encode(), candidate.encode())
     if not matched:
         throttle.record_failure(address)
-        log.warning("rejected API key from %s", address)
-        raise ApiError(INVALID_KEY)
+        log.warning("rejected API key from %s%s", address, " (none sent)" if key is None else "")
+        # A wrong key gets exactly the hosted text: nothing about the key is echoed.
+        raise ApiError(INVALID_KEY if key is not None else NO_KEY_SENT)

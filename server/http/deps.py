@@ -21,11 +21,12 @@ async def request_fields(request: Request) -> dict[str, Any]:
     """The body's JSON object; when the body is empty or not JSON, the query string's fields instead.
 
     Older clients post an empty body with every field in the URL; FastAPI caches this per request, so the
-    key check and the route read the same fields.
+    key check and the route read the same fields. The Content-Type header is not looked at unless the body
+    fails to parse: then the error says what was sent instead of a JSON object.
     """
-    fields = await _fields(request)
+    fields, problem = await _fields(request)
     if fields is None:
-        raise ApiError(INVALID_JSON)
+        raise ApiError(f"{INVALID_JSON}: {problem}")
     return fields
 
 
@@ -36,17 +37,47 @@ async def fields_or_empty(request: Request) -> dict[str, Any]:
     return await request_fields(request)
 
 
-async def _fields(request: Request) -> dict[str, Any] | None:
+async def _fields(request: Request) -> tuple[dict[str, Any] | None, str]:
+    """The fields, or None and what is wrong with the body (for the error message)."""
     raw = await request.body()
     query = dict(request.query_params)
+    problem = "the body is empty; send a JSON object"
     if raw.strip():
         try:
             data = json.loads(raw)
-        except ValueError:
-            data = None
+        except ValueError as exc:
+            data, problem = None, _parse_problem(request, exc)
+        except RecursionError:
+            data, problem = None, "the JSON is nested too deeply"
         if isinstance(data, dict):
-            return data
-    return query or None
+            return data, ""
+        if data is not None or raw.strip() == b"null":
+            problem = f"the body is {_json_kind(data)}; send a JSON object"
+    return (query, "") if query else (None, problem)
+
+
+FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
+
+
+def _parse_problem(request: Request, exc: ValueError) -> str:
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type in FORM_TYPES:
+        return f"the body is {media_type}; send a JSON object"
+    if isinstance(exc, json.JSONDecodeError):
+        return f"{exc.msg} at line {exc.lineno} column {exc.colno}"
+    return "the body is not UTF-8 text; send a JSON object"
+
+
+def _json_kind(data: object) -> str:
+    if isinstance(data, list):
+        return "a JSON array"
+    if isinstance(data, str):
+        return "a JSON string"
+    if data is None:
+        return "JSON null"
+    if isinstance(data, bool):
+        return "a JSON boolean"
+    return "a JSON number"
 
 
 FieldsDep = Annotated[dict[str, Any], Depends(request_fields)]

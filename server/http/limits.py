@@ -21,6 +21,10 @@ class BodyTooLarge(Exception):
     pass
 
 
+def body_too_large(max_bytes: int) -> str:
+    return f"Request body is larger than {max_bytes} bytes"
+
+
 class BodySizeLimit:
     """Answers 413 in the error envelope when Content-Length, or the bytes actually streamed, exceed the cap."""
 
@@ -60,7 +64,7 @@ class BodySizeLimit:
                 await self._reject(send)
 
     async def _reject(self, send: Send) -> None:
-        body = json.dumps(error_body(f"Request body is larger than {self.max_bytes} bytes")).encode()
+        body = json.dumps(error_body(body_too_large(self.max_bytes))).encode()
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})

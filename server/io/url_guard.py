@@ -33,7 +33,27 @@ class UrlRefused(Exception):
 
 
 class UrlFetchFailed(Exception):
-    pass
+    """The fetch failed (DNS, connection, timeout, HTTP status); `reason` says why and is safe to show to the client."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+PRIVATE_REFUSED = ("the address is not allowed "
+                   "(private or loopback; set SDGATE_ALLOW_PRIVATE_URLS=1 to allow your own network)")
+DNS_FAILED = "the host name was not found (DNS lookup failed)"
+
+
+def http_status_text(code: int) -> str:
+    """The standard phrase, never the server's own (whatever a remote server says stays out of our answers)."""
+    return f"the server answered HTTP {code} {httpx.codes.get_reason_phrase(code)}".rstrip()
+
+
+@dataclass(frozen=True)
+class Fetched:
+    content: bytes
+    content_type: str  # the Content-Type header's media type, lower case; "" when absent
 
 
 async def system_resolver(host: str, port: int) -> list[str]:
@@ -83,12 +103,12 @@ class UrlGuard:
             try:
                 addresses = await self.resolver(host, port)
             except OSError:
-                raise UrlFetchFailed("the host name does not resolve") from None
+                raise UrlFetchFailed(DNS_FAILED) from None
         if not addresses:
-            raise UrlFetchFailed("the host name does not resolve")
+            raise UrlFetchFailed(DNS_FAILED)
         # Every answer must be public: one private answer is enough to reach an internal service.
         if not self.allow_private and not all(is_public_address(a) for a in addresses):
-            raise UrlRefused("the address is not allowed")
+            raise UrlRefused(PRIVATE_REFUSED)
         ip = addresses[0]
         ip_netloc = f"[{ip}]" if ":" in ip else ip
         if parts.port:
@@ -97,8 +117,12 @@ class UrlGuard:
         host_header = parts.netloc.rpartition("@")[2]  # never forward userinfo
         return PinnedUrl(pinned, host_header, host if parts.scheme == "https" else None)
 
+    @property
+    def connect_timeout(self) -> float:
+        return min(self.timeout, 10.0)
+
     def _client(self) -> httpx.AsyncClient:
-        timeout = httpx.Timeout(self.timeout, connect=min(self.timeout, 10.0))
+        timeout = httpx.Timeout(self.timeout, connect=self.connect_timeout)
         return httpx.AsyncClient(timeout=timeout, follow_redirects=False, transport=self.transport, trust_env=False)
 
     def _request(self, client: httpx.AsyncClient, method: str, pinned: PinnedUrl, **kwargs: object) -> httpx.Request:
@@ -106,8 +130,22 @@ class UrlGuard:
         extensions = {"sni_hostname": pinned.sni_hostname} if pinned.sni_hostname else {}
         return client.build_request(method, pinned.url, headers=headers, extensions=extensions, **kwargs)  # type: ignore[arg-type]
 
+    def _failure(self, exc: httpx.HTTPError) -> UrlFetchFailed:
+        """An httpx error in words a client can act on (no addresses, nothing from inside the server)."""
+        if isinstance(exc, httpx.ConnectTimeout):
+            return UrlFetchFailed(f"timed out after {self.connect_timeout:g} s connecting to the host")
+        if isinstance(exc, httpx.TimeoutException):
+            return UrlFetchFailed(f"timed out after {self.timeout:g} s")
+        if isinstance(exc, httpx.ConnectError):
+            return UrlFetchFailed("could not connect to the host (connection refused or unreachable)")
+        return UrlFetchFailed(f"the download failed ({type(exc).__name__})")
+
     async def get(self, url: str) -> bytes:
         """GET with the byte cap enforced while streaming; redirects followed up to max_redirects, each re-checked."""
+        return (await self.fetch(url)).content
+
+    async def fetch(self, url: str) -> Fetched:
+        """As get, with the answer's Content-Type."""
         async with self._client() as client:
             for _ in range(self.max_redirects + 1):
                 pinned = await self.pin(url)
@@ -118,7 +156,7 @@ class UrlGuard:
                             url = urljoin(url, response.headers["location"])
                             continue
                         if response.status_code != 200:
-                            raise UrlFetchFailed(f"HTTP {response.status_code}")
+                            raise UrlFetchFailed(http_status_text(response.status_code))
                         declared = int(response.headers.get("content-length") or 0)
                         if declared > self.max_bytes:
                             raise UrlRefused(f"the image is larger than {self.max_bytes} bytes")
@@ -128,11 +166,12 @@ class UrlGuard:
                             if size > self.max_bytes:
                                 raise UrlRefused(f"the image is larger than {self.max_bytes} bytes")
                             chunks.append(chunk)
-                        return b"".join(chunks)
+                        content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
+                        return Fetched(b"".join(chunks), content_type)
                     finally:
                         await response.aclose()
                 except httpx.HTTPError as exc:
-                    raise UrlFetchFailed(type(exc).__name__) from None
+                    raise self._failure(exc) from None
         raise UrlRefused("too many redirects")
 
     async def post(self, url: str, content: bytes, headers: dict[str, str]) -> int:
@@ -142,5 +181,5 @@ class UrlGuard:
             try:
                 response = await client.send(self._request(client, "POST", pinned, content=content, headers=headers))
             except httpx.HTTPError as exc:
-                raise UrlFetchFailed(type(exc).__name__) from None
+                raise self._failure(exc) from None
             return response.status_code

@@ -35,6 +35,11 @@ class Settings(BaseSettings):
     channels_last: bool | None = Field(default=None, description="UNet channels_last; unset = on for CUDA")
     fuse_qkv: bool = Field(default=False, description="fused QKV projections (not combinable with LoRAs)")
     torch_compile: bool = Field(default=False, description="torch.compile the UNet at load (slow first call)")
+    torch_threads: int = Field(
+        default=0, ge=0,
+        description="torch CPU threads, set once at start-up; 0 = automatic: on CPU half the usable CPUs "
+        "(OMP_NUM_THREADS wins when set), on CUDA torch's default",
+    )
     max_loras: int = Field(default=8, ge=1, description="LoRAs kept loaded per model (LRU)")
     max_vaes: int = Field(default=2, ge=1, description="override VAEs kept in memory (LRU)")
     fetch_timeout: float = Field(default=15.0, gt=0, description="seconds for one init_image download")

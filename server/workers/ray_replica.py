@@ -14,6 +14,8 @@ from typing import Any
 from ray import serve
 
 from pipelines.config import load_config
+from pipelines.fast_path import apply_torch_threads
+from pipelines.registry import resolve_device
 from server.io.stores import make_store
 from server.jobs.record import InputsMissing, read_record
 from server.jobs.store import UNFINISHED, JobStore, make_engine
@@ -36,6 +38,8 @@ class GpuReplica:
         self.jobs = JobStore(make_engine(settings.db_url()), upgrade=settings.db_upgrade_at_start())
         self.load_seconds: list[float] = []
         metrics = Metrics()
+        # Before any model loads. Automatic leaves torch on OMP_NUM_THREADS, which Ray sets to ray_num_cpus.
+        apply_torch_threads(settings.torch_threads, resolve_device(settings.device))
         self.gpu = build_local_gpu(settings, load_config(settings.config), self.jobs, make_store(settings), make_safety(settings),
                                    metrics, max_loaded=settings.ray_models_per_replica)
         self.gpu.registry.on_load = lambda seconds: self.load_seconds.append(seconds)

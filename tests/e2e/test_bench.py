@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 from pathlib import Path
 
@@ -20,6 +21,7 @@ def test_quick_cpu_bench_runs_and_parses(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     figures = json.loads(out.read_text())
     for key in KEYS:
-        assert isinstance(figures[key], float) and figures[key] > 0, key
+        # Well-formed, never a timing bound: a busy machine may round a tiny share to 0.
+        assert isinstance(figures[key], float) and math.isfinite(figures[key]) and figures[key] >= 0, key
         assert key in result.stdout
     assert "<= 1.05" in result.stdout and figures["machine"]

@@ -53,9 +53,11 @@ BLOCKED = [
 @pytest.mark.parametrize("address", BLOCKED)
 def test_non_public_answers_are_refused_before_connecting(address: str) -> None:
     spy = ConnectSpy()
-    with pytest.raises(UrlRefused, match="not allowed"):
+    with pytest.raises(UrlRefused, match="not allowed") as refused:
         asyncio.run(guard(Resolver([address]), spy).get("http://images.example/cat.png"))
     assert spy.requests == []
+    assert refused.value.reason == ("the address is not allowed (private or loopback; "
+                                    "set SDGATE_ALLOW_PRIVATE_URLS=1 to allow your own network)")
 
 
 @pytest.mark.parametrize("url", ["http://169.254.169.254/latest/meta-data/", "http://[::1]:8080/", "http://127.0.0.1/",
@@ -144,8 +146,9 @@ def test_read_timeout_on_a_server_that_never_answers() -> None:
     threading.Thread(target=lambda: accepted.append(listener.accept()[0]), daemon=True).start()
     slow = UrlGuard(allow_private=True, timeout=0.5, max_bytes=1000)
     try:
-        with pytest.raises(UrlFetchFailed):
+        with pytest.raises(UrlFetchFailed) as failed:
             asyncio.run(slow.get(f"http://127.0.0.1:{listener.getsockname()[1]}/hang"))
+        assert failed.value.reason == "timed out after 0.5 s"
     finally:
         listener.close()
         for conn in accepted:
@@ -156,3 +159,29 @@ def test_webhook_post_is_pinned_and_not_redirected() -> None:
     spy = ConnectSpy(httpx.Response(307, headers={"location": "http://10.0.0.1/"}))
     status = asyncio.run(guard(Resolver([PUBLIC]), spy).post("https://hooks.example/in", b"{}", {"X-A": "1"}))
     assert status == 307 and len(spy.requests) == 1 and spy.requests[0].url.host == PUBLIC
+
+
+class FailingResolver:
+    async def __call__(self, host: str, port: int) -> list[str]:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+
+def test_failures_carry_a_reason_a_client_can_act_on() -> None:
+    spy = ConnectSpy(httpx.Response(404, content=b"<h1>our private page</h1>"))
+    with pytest.raises(UrlFetchFailed) as not_found:
+        asyncio.run(guard(Resolver([PUBLIC]), spy).get("http://images.example/gone.png"))
+    assert not_found.value.reason == "the server answered HTTP 404 Not Found"
+    dns = UrlGuard(allow_private=False, timeout=2, max_bytes=1000, resolver=FailingResolver(), transport=spy)
+    with pytest.raises(UrlFetchFailed) as unresolved:
+        asyncio.run(dns.get("http://no-such-host.example/a.png"))
+    assert unresolved.value.reason == "the host name was not found (DNS lookup failed)"
+    refused = UrlGuard(allow_private=True, timeout=2, max_bytes=1000)
+    with pytest.raises(UrlFetchFailed) as closed:
+        asyncio.run(refused.get("http://127.0.0.1:9/a.png"))
+    assert closed.value.reason == "could not connect to the host (connection refused or unreachable)"
+
+
+def test_fetch_reports_the_media_type() -> None:
+    spy = ConnectSpy(httpx.Response(200, headers={"content-type": "Image/PNG; charset=binary"}, content=b"\x89PNG"))
+    fetched = asyncio.run(guard(Resolver([PUBLIC]), spy).fetch("http://images.example/a.png"))
+    assert fetched.content == b"\x89PNG" and fetched.content_type == "image/png"
