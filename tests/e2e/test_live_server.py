@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -37,6 +39,37 @@ def test_readme_example_script(live_server: LiveServer) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert '"status": "success"' in result.stdout.replace('"status":"success"', '"status": "success"')
     assert "downloaded" in result.stdout
+
+
+def test_readme_example_script_follows_a_processing_answer(tiny_dir: Path, tmp_path: Path) -> None:
+    """SDGATE_SYNC_TIMEOUT=0: every call answers `processing`; the script polls fetch_result, then downloads.
+
+    The server listens on a port other than the default and is named by port only, as `./scripts/serve --port N`
+    users would.
+    """
+    port = free_port()
+    env = {"SDGATE_SYNC_TIMEOUT": "0", "SDGATE_API_KEYS": "smoke-key", "SDGATE_DEVICE": "cpu", "OMP_NUM_THREADS": "1"}
+    server = start_server(["--config", str(tiny_dir / "models.yaml"), "--data-dir", str(tmp_path / "data")], env,
+                          port, tmp_path / "server.log")
+    try:
+        result = subprocess.run(
+            [str(REPO / "scripts" / "smoke_img2img.sh"), str(port), "smoke-key"], capture_output=True, text=True,
+            timeout=180, env={**os.environ, "SMOKE_WAIT": "120", "SMOKE_OUT": str(tmp_path / "out.base64")},
+        )
+    finally:
+        server.process.terminate()
+        server.process.wait(timeout=30)
+    output = result.stdout.replace('"status": ', '"status":')
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert '"status":"processing"' in output and '"status":"success"' in output and "fetched " in output
+    assert "downloaded" in output and (tmp_path / "out.base64").stat().st_size > 100
+    assert base64.b64decode((tmp_path / "out.base64").read_bytes()).startswith(b"\x89PNG")
+
+
+def test_readme_example_script_says_where_to_point_it(tmp_path: Path) -> None:
+    result = subprocess.run([str(REPO / "scripts" / "smoke_img2img.sh"), str(free_port())], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 1 and "smoke_img2img.sh http://127.0.0.1:8000" in result.stderr
 
 
 def _prefill_hf_cache(cache: Path, repo: str, source: Path) -> None:
