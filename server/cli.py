@@ -256,6 +256,8 @@ def _build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Alembic logs one INFO line per built-in plugin when imported: noise before every start-up message.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     try:
         args = _build_parser().parse_args(argv)
     except SystemExit as exc:  # --help, --version, a usage error: argparse has printed; return its code
