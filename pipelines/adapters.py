@@ -23,7 +23,8 @@ from safetensors.torch import load_file
 from transformers import CLIPVisionModelWithProjection
 
 from pipelines.config import EmbeddingEntry, IpAdapterEntry, RegistryConfig, SourceEntry, VaeEntry
-from pipelines.registry import LoadedModel, ModelNotAvailable, single_file_path
+from pipelines.registry import LoadedModel, ModelNotAvailable
+from pipelines.sources import single_file_path
 
 log = logging.getLogger(__name__)
 

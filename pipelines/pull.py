@@ -14,7 +14,7 @@ from huggingface_hub import hf_hub_download, snapshot_download
 from tqdm import tqdm
 
 from pipelines.config import IpAdapterEntry, RegistryConfig, SourceEntry
-from pipelines.registry import single_file_path, url_download_path
+from pipelines.sources import single_file_path, url_download_path
 
 log = logging.getLogger(__name__)
 

@@ -18,12 +18,12 @@ from typing import Any
 
 import torch
 from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionXLImg2ImgPipeline
-from huggingface_hub import hf_hub_download
 from huggingface_hub.errors import LocalEntryNotFoundError
 
-from pipelines.config import ModelEntry, RegistryConfig, SourceEntry
+from pipelines.config import ModelEntry, RegistryConfig
 from pipelines.fast_path import FastPathOptions, apply_fast_path
 from pipelines.model_cache import Move, TieredCache
+from pipelines.sources import single_file_path
 
 log = logging.getLogger(__name__)
 
@@ -54,29 +54,6 @@ def resolve_device(setting: str) -> str:
     if setting == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return setting
-
-
-def downloads_dir(data_dir: Path) -> Path:
-    """Where `sdgate pull` puts plain-URL downloads (Hugging Face files live in the HF cache)."""
-    return data_dir / "downloads"
-
-
-def url_download_path(data_dir: Path, entry_id: str, url: str) -> Path:
-    return downloads_dir(data_dir) / entry_id / url.rsplit("/", 1)[-1]
-
-
-def single_file_path(entry_id: str, entry: SourceEntry, data_dir: Path) -> Path:
-    """Where a single-file source (model, LoRA, VAE, embedding) is on this machine; existence not checked.
-
-    A Hugging Face file not in the local cache raises (OSError / LocalEntryNotFoundError): nothing downloads.
-    """
-    if entry.file is not None:
-        return entry.file
-    if entry.repo is not None and entry.filename is not None:
-        return Path(hf_hub_download(entry.repo, entry.filename, revision=entry.revision, local_files_only=True))
-    if entry.url is not None:
-        return url_download_path(data_dir, entry_id, entry.url)
-    raise ValueError(f"{entry_id}: expected a file, a repo with a filename, or a url source")
 
 
 def model_bytes(pipe: Any) -> int:
