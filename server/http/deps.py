@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 from server.api.errors import ApiError
 from server.api.fields import presented_key
 from server.http.auth import require_key
+from server.http.limits import BodyTooLarge, body_too_large
 from server.http.state import AppState, get_state
 
 INVALID_JSON = "Invalid JSON body"
@@ -32,14 +33,22 @@ async def request_fields(request: Request) -> dict[str, Any]:
 
 async def fields_or_empty(request: Request) -> dict[str, Any]:
     """As request_fields, for routes that need nothing from the body (a fetch by path): empty is fine."""
-    if not (await request.body()).strip() and not request.query_params:
+    if not (await _body(request)).strip() and not request.query_params:
         return {}
     return await request_fields(request)
 
 
+async def _body(request: Request) -> bytes:
+    try:
+        return await request.body()
+    except BodyTooLarge:
+        # A body streamed without Content-Length ran past the cap while being read (BodySizeLimit stops it).
+        raise ApiError(body_too_large(get_state(request).settings.max_body_bytes), http_status=413) from None
+
+
 async def _fields(request: Request) -> tuple[dict[str, Any] | None, str]:
     """The fields, or None and what is wrong with the body (for the error message)."""
-    raw = await request.body()
+    raw = await _body(request)
     query = dict(request.query_params)
     problem = "the body is empty; send a JSON object"
     if raw.strip():

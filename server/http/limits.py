@@ -59,7 +59,7 @@ class BodySizeLimit:
 
         try:
             await self.app(scope, limited_receive, tracking_send)
-        except BodyTooLarge:
+        except* BodyTooLarge:  # bare, or grouped by a middleware that reads the body in a task group
             if not started:
                 await self._reject(send)
 

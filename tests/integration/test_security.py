@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -148,3 +149,17 @@ def test_jobs_are_fetchable_only_with_an_accepted_key(tiny_dir: Path, tmp_path: 
         assert app.post(f"{FETCH}/{job_id}", json={"key": "bad"}).json()["message"] == "Invalid API key"
         assert app.post(FETCH, json={"request_id": job_id}).json()["message"].startswith("Invalid API key")
         assert app.post(f"{FETCH}/{job_id}", json={"key": "good"}).json()["status"] == "success"
+
+
+def test_a_streamed_body_past_the_cap_answers_413(tiny_dir: Path, tmp_path: Path) -> None:
+    """No Content-Length (chunked): the cap is enforced while the body is read, and the answer is still 413."""
+    def chunks() -> Iterator[bytes]:
+        for _ in range(100):
+            yield b"x" * 1000
+
+    with app_client(tiny_dir, tmp_path, max_body_bytes=20000) as app:
+        for path in ("/api/v6/images/text2img", API, "/api/v6/images/fetch/1"):
+            answer = app.post(path, content=chunks())
+            assert answer.status_code == 413, (path, answer.text)
+            assert answer.json()["message"] == "Request body is larger than 20000 bytes"
+        assert app.get("/health").status_code == 200
