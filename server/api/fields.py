@@ -50,6 +50,15 @@ def ranged(cls: type[BaseModel], ranges: dict[str, tuple[float, float]], value: 
     return in_range(name, to_number(name, value), low, high)
 
 
+def safety_mode(value: Any, default: str) -> str:
+    """safety_checker_type: null or "" = the endpoint's default; otherwise one of the hosted modes."""
+    if value is None or value == "":
+        return default
+    if value not in SAFETY_CHECKER_TYPES:
+        raise ValueError(f"safety_checker_type must be one of: {', '.join(SAFETY_CHECKER_TYPES)}")
+    return value
+
+
 def flag(cls: type[BaseModel], value: Any, info: ValidationInfo) -> bool:
     name = info.field_name
     assert name is not None
@@ -196,11 +205,7 @@ class GenerationRequest(BaseModel):
     @field_validator("safety_checker_type", mode="before")
     @classmethod
     def check_safety_checker_type(cls, value: Any) -> str:
-        if value is None or value == "":
-            return "sensitive_content_text"
-        if value not in SAFETY_CHECKER_TYPES:
-            raise ValueError(f"safety_checker_type must be one of: {', '.join(SAFETY_CHECKER_TYPES)}")
-        return value
+        return safety_mode(value, "sensitive_content_text")
 
     @field_validator("ip_adapter_id", mode="before")
     @classmethod

@@ -16,7 +16,7 @@ from pipelines.config import ModelEntry, RegistryConfig
 from pipelines.schedulers import DEFAULT_SCHEDULER
 from server.api.coerce import yes_no
 from server.api.errors import ApiError
-from server.api.fields import SAFETY_CHECKER_TYPES, GenerationRequest
+from server.api.fields import GenerationRequest, safety_mode
 from server.api.img2img import Img2ImgRequest
 from server.api.inpaint import InpaintRequest, required_image
 from server.api.submission import TaskRequest
@@ -69,11 +69,7 @@ class RealtimeRequest(TaskRequest):
     @field_validator("safety_checker_type", mode="before")
     @classmethod
     def check_safety_checker_type(cls, value: Any) -> str:
-        if value is None or value == "":
-            return "black"
-        if value not in SAFETY_CHECKER_TYPES:
-            raise ValueError(f"safety_checker_type must be one of: {', '.join(SAFETY_CHECKER_TYPES)}")
-        return value
+        return safety_mode(value, "black")
 
     def choose_model(self, config: RegistryConfig) -> tuple[str, ModelEntry]:
         model_id = config.realtime_model_id()

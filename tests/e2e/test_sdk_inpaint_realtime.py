@@ -26,8 +26,7 @@ from modelslab_py.schemas.realtime import RealtimeImage2ImageSchema, RealtimeInp
 from PIL import Image
 
 from tests.conftest import ImageServer, LiveServer, b64_png, free_port, start_server
-
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+from tests.e2e.test_clients import logged, png_size
 
 
 def mask_png(size: tuple[int, int] = (32, 32)) -> bytes:
@@ -37,17 +36,6 @@ def mask_png(size: tuple[int, int] = (32, 32)) -> bytes:
     buffer = io.BytesIO()
     mask.save(buffer, format="PNG")
     return buffer.getvalue()
-
-
-def png_size(data: bytes) -> tuple[int, int]:
-    assert data.startswith(PNG_MAGIC), data[:40]
-    return Image.open(io.BytesIO(data)).size
-
-
-def logged(server: LiveServer, request_line: str, job_id: object) -> bool:
-    """Whether the access log has `request_line` answered 200 for job `job_id`."""
-    return any(f"{request_line} 200 " in line and line.endswith(f"job={job_id}")
-               for line in server.log.read_text().splitlines())
 
 
 @dataclass(frozen=True)
