@@ -23,7 +23,7 @@ from safetensors.torch import load_file
 from transformers import CLIPVisionModelWithProjection
 
 from pipelines.config import EmbeddingEntry, IpAdapterEntry, RegistryConfig, SourceEntry, VaeEntry
-from pipelines.registry import LoadedModel, ModelNotAvailable
+from pipelines.registry import LOAD_LOCK, LoadedModel, ModelNotAvailable
 from pipelines.sources import single_file_path
 
 log = logging.getLogger(__name__)
@@ -97,6 +97,10 @@ class AdapterStore:
         return vae
 
     def _load_vae(self, vae_id: str, entry: VaeEntry) -> AutoencoderKL:
+        with LOAD_LOCK:
+            return self._read_vae(vae_id, entry)
+
+    def _read_vae(self, vae_id: str, entry: VaeEntry) -> AutoencoderKL:
         try:
             if entry.path is not None:
                 vae = AutoencoderKL.from_pretrained(str(entry.path), local_files_only=True)
@@ -121,7 +125,8 @@ class AdapterStore:
 
     def ip_adapter(self, adapter_id: str) -> tuple[dict[str, dict[str, torch.Tensor]], CLIPVisionModelWithProjection]:
         if adapter_id not in self._ip_adapters:
-            self._ip_adapters[adapter_id] = self._load_ip_adapter(adapter_id, self.config.ip_adapters[adapter_id])
+            with LOAD_LOCK:
+                self._ip_adapters[adapter_id] = self._load_ip_adapter(adapter_id, self.config.ip_adapters[adapter_id])
         return self._ip_adapters[adapter_id]
 
     def _load_ip_adapter(self, adapter_id: str, entry: IpAdapterEntry) -> tuple[dict, CLIPVisionModelWithProjection]:
@@ -152,7 +157,8 @@ def activate_loras(model: LoadedModel, store: AdapterStore, loras: tuple[tuple[s
     pipe = model.pipe
     for lora_id, _ in loras:
         if lora_id not in model.loras:
-            pipe.load_lora_weights(str(store.lora_path(lora_id)), adapter_name=lora_id)
+            with LOAD_LOCK:
+                pipe.load_lora_weights(str(store.lora_path(lora_id)), adapter_name=lora_id)
             model.loras[lora_id] = None
         model.loras.move_to_end(lora_id)
     # Evict least recently used adapters beyond the budget, never one this job needs.
@@ -200,7 +206,8 @@ def attached(pipe: Any, model: LoadedModel, store: AdapterStore, spec: AdapterSp
             state, encoder = store.ip_adapter(spec.ip_adapter.adapter_id)
             pipe.register_modules(image_encoder=encoder)
             entry_ip = store.config.ip_adapters[spec.ip_adapter.adapter_id]
-            pipe.load_ip_adapter(state, subfolder="", weight_name=entry_ip.weight, image_encoder_folder=None)
+            with LOAD_LOCK:
+                pipe.load_ip_adapter(state, subfolder="", weight_name=entry_ip.weight, image_encoder_folder=None)
             pipe.set_ip_adapter_scale(spec.ip_adapter.scale)
             extra["ip_adapter_image"] = spec.ip_adapter.image
         yield extra

@@ -28,6 +28,11 @@ from pipelines.sources import single_file_path
 log = logging.getLogger(__name__)
 
 PIPELINE_CLASSES = {"sd15": StableDiffusionImg2ImgPipeline, "sdxl": StableDiffusionXLImg2ImgPipeline}
+# Loading builds modules under accelerate's init_empty_weights and diffusers' no_init_weights, which patch
+# torch classes process-wide (nn.Module.register_parameter, nn.init). Two loads at once in one process (two
+# devices' worker threads, or a server stopping while the next starts) can leave the patch in place and
+# every later load then makes meta tensors. Every load and adapter injection in pipelines/ holds this lock.
+LOAD_LOCK = threading.RLock()
 
 
 class ModelNotFound(LookupError):
@@ -170,18 +175,8 @@ class ModelRegistry:
         started = time.perf_counter()
         extra = {"safety_checker": None, "requires_safety_checker": False} if entry.family == "sd15" else {}
         try:
-            if entry.path is not None or (entry.repo is not None and entry.filename is None):
-                source = str(entry.path) if entry.path is not None else entry.repo
-                pipe = cls.from_pretrained(
-                    source, revision=entry.revision, dtype=self.dtype, local_files_only=True, **extra
-                )
-            else:
-                path = single_file_path(model_id, entry, self.data_dir)
-                if not path.is_file():
-                    raise FileNotFoundError(path)
-                pipe = cls.from_single_file(
-                    str(path), config=str(entry.config), dtype=self.dtype, local_files_only=True, **extra
-                )
+            with LOAD_LOCK:
+                pipe = self._read(model_id, entry, cls, extra)
         except (OSError, LocalEntryNotFoundError, ValueError) as exc:
             log.warning("model %s could not be loaded from local files: %s", model_id, exc)
             raise ModelNotAvailable(
@@ -195,3 +190,14 @@ class ModelRegistry:
         if self.on_load is not None:
             self.on_load(seconds)
         return LoadedModel(model_id, entry.family, pipe, entry, seconds, model_bytes(pipe))
+
+    def _read(self, model_id: str, entry: ModelEntry, cls: type, extra: dict[str, Any]) -> Any:
+        if entry.path is not None or (entry.repo is not None and entry.filename is None):
+            source = str(entry.path) if entry.path is not None else entry.repo
+            return cls.from_pretrained(source, revision=entry.revision, dtype=self.dtype, local_files_only=True,
+                                       **extra)
+        path = single_file_path(model_id, entry, self.data_dir)
+        if not path.is_file():
+            raise FileNotFoundError(path)
+        return cls.from_single_file(str(path), config=str(entry.config), dtype=self.dtype, local_files_only=True,
+                                    **extra)

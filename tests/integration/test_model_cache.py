@@ -73,3 +73,25 @@ def test_each_switch_runs_and_stays_close(tiny_dir: Path, tmp_path: Path, option
     baseline = run(registry(tiny_dir, tmp_path, [], [], fast_path=FastPathOptions())).astype(int)
     switched = run(registry(tiny_dir, tmp_path, [], [], fast_path=options)).astype(int)
     assert np.abs(baseline - switched).max() <= 2  # float reordering only
+
+
+def test_loads_in_parallel_threads_leave_no_meta_tensors(tiny_dir: Path, tmp_path: Path) -> None:
+    """Two workers loading at once (two devices, or a server stopping while the next starts) must not leave
+    accelerate's process-wide init_empty_weights patch behind, after which every load makes meta tensors."""
+    import threading
+
+    import torch
+
+    original = torch.nn.Module.register_parameter
+    config = load_config(tiny_dir / "models.yaml")
+    for _ in range(3):
+        registries = [ModelRegistry(config, tmp_path, max_loaded=2) for _ in range(2)]
+        threads = [threading.Thread(target=registry.get, args=(model_id,))
+                   for registry, model_id in zip(registries, ("tiny-sd15", "tiny-sdxl"), strict=True)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert torch.nn.Module.register_parameter is original
+    pipe = ModelRegistry(config, tmp_path).get("tiny-sd15").pipe
+    assert all(p.device.type != "meta" for p in pipe.unet.parameters())
