@@ -173,7 +173,8 @@ def run(quick: bool, out: Path | None, gpu: bool) -> dict[str, Any]:
     from pipelines.tiny import make_tiny
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-    repeats = 3 if quick else 9
+    # --quick is the CI smoke run (tests/e2e/test_bench.py): every figure, from the fewest repeats that give one.
+    repeats = 2 if quick else 9
     with tempfile.TemporaryDirectory() as tmp:
         tiny = Path(tmp) / "tiny"
         make_tiny(tiny)
