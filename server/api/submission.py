@@ -52,7 +52,6 @@ class NewJob:
     meta: dict[str, Any]
     webhook: str | None
     track_id: str | None
-    instant: bool
     priority: int = 0
 
 
@@ -112,7 +111,7 @@ class TaskRequest(GenerationRequest):
         output = OutputOptions(file_stem=stem, images=self.samples, base64=self.base64, temp=self.temp,
                                safety_checker=self.safety_checker, safety_checker_type=self.safety_checker_type)
         track_id = None if self.track_id is None else str(self.track_id)
-        return NewJob(spec, output, meta, self.webhook, track_id, self.instant_response, self.PRIORITY)
+        return NewJob(spec, output, meta, self.webhook, track_id, self.PRIORITY)
 
     def choose_model(self, config: RegistryConfig) -> tuple[str, ModelEntry]:
         """model_id, else model (some SDKs send that), else the models.yaml default."""
