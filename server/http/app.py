@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import logging
 from collections.abc import AsyncIterator
+from importlib.metadata import PackageNotFoundError, version
 
 from fastapi import FastAPI
 from pydantic import BaseModel
@@ -34,6 +35,13 @@ from server.workers.local_gpu import build_local_gpu, make_safety
 from server.workers.queue import JobQueue
 
 log = logging.getLogger(__name__)
+
+
+def package_version() -> str:
+    try:
+        return version("sdgate")
+    except PackageNotFoundError:  # running from a checkout that was never installed
+        return "0+unknown"
 
 
 async def _preload(state: AppState) -> None:
@@ -130,7 +138,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await asyncio.to_thread(state.worker.stop, state.settings.shutdown_grace)
 
     # docs_url/redoc_url None: FastAPI's pages load their JS from a CDN; add_offline_docs serves packaged copies.
-    app = FastAPI(title="sdgate", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
+    app = FastAPI(title="sdgate", version=package_version(), lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Self-hosted, drop-in replacement for the ModelsLab image API.")
     add_offline_docs(app)
     register_error_handlers(app)
